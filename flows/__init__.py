@@ -1,0 +1,1 @@
+"""Orchestration shells (CLI now; Prefect flows later) over ``drpo_core`` and ``sql``."""
