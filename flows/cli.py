@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -37,9 +38,9 @@ def fail(message: str) -> NoReturn:
 
 def describe_validation_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "config"
+    field = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
-    return f"{field}: {msg}"
+    return f"{field}: {msg}" if field else msg
 
 
 def user_errors(func: F) -> F:
@@ -141,6 +142,126 @@ def simulate(
         f"{verb} {result.out}: {result.rows:,} rows, {len(result.dates)} days "
         f"{result.dates[0]}..{result.dates[-1]} (scenario {config.scenario}, seed {seed})"
     )
+
+
+def _parse_date(value: str | None, name: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name}: expected YYYY-MM-DD, got {value!r}") from None
+
+
+@app.command()
+@user_errors
+def train(
+    data: Annotated[Path, typer.Option(help="log directory (Parquet in the log contract)")],
+    output: Annotated[Path, typer.Option(help="run directory for policy.pt, metrics, plots")],
+    algorithm: Annotated[str, typer.Option(help="objective name, e.g. drpo, bc, iql")] = "drpo",
+    steps: Annotated[int, typer.Option(help="gradient steps")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="global batch size")] = 320,
+    seed: Annotated[int, typer.Option(help="seed of weights and sampling")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+    start_date: Annotated[str | None, typer.Option(help="first event_date used")] = None,
+    end_date: Annotated[str | None, typer.Option(help="last event_date used")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="objective field key=value (e.g. --set temperature=0.1)"),
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="continue from output/checkpoint.pt")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an earlier run in output")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Train a policy from logs with one algorithm (no Prefect, no MLflow)."""
+    import torch
+
+    from drpo_core.data import load_training_data, log_metadata
+    from drpo_core.trainer import CheckpointError, NonFiniteLossError, TrainConfig
+    from drpo_core.training_run import run_training
+
+    log_every = min(100, max(steps, 1))
+    config = TrainConfig(algorithm=algorithm, steps=steps, batch_size=batch_size, seed=seed,
+                         device=device, objective=parse_overrides(set_ or []),
+                         log_every=log_every,
+                         checkpoint_every=log_every * max(1, steps // 5 // log_every))
+    (d_state, d_action), _ = log_metadata(data)
+    window = load_training_data(data, _parse_date(start_date, "start_date"),
+                                _parse_date(end_date, "end_date"))
+    for name, meta, actual in (("state", d_state, window.d_state),
+                               ("action", d_action, window.d_action)):
+        if meta is not None and meta != actual:
+            raise ValueError(f"{name} dimension is {actual} in the data but {meta} in its "
+                             "Parquet metadata")
+    if os.environ.get("WORLD_SIZE") is None:
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    try:
+        out = run_training(config, window, output, resume=resume, overwrite=overwrite,
+                           progress=progress)
+    except (CheckpointError, NonFiniteLossError) as err:
+        fail(str(err))
+    final = out.result.final_metrics
+    if out.result.steps and out.policy_path.exists():
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in final.items())
+        typer.echo(f"trained {algorithm} on {window.n_rows:,} rows for {out.result.steps} "
+                   f"steps -> {out.policy_path}\n  {shown}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    policy: Annotated[Path, typer.Option(help="TorchScript policy.pt")],
+    logs: Annotated[
+        Path | None, typer.Option(help="simulated logs whose world to evaluate in")
+    ] = None,
+    scenario: Annotated[str, typer.Option(help="scenario when no --logs is given")] = "medium",
+    seed: Annotated[int, typer.Option(help="world seed when no --logs is given")] = 0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="simulator field key=value (no --logs)")
+    ] = None,
+    n_users: Annotated[int, typer.Option(help="fresh evaluation users")] = 2000,
+    split: Annotated[str, typer.Option(help="validation | test")] = "test",
+    day: Annotated[int, typer.Option(help="interest drift day of the users")] = 0,
+    output: Annotated[Path | None, typer.Option(help="write the metrics JSON here")] = None,
+) -> None:
+    """Score a policy online in the simulator (KNN retrieval, noise-free reward)."""
+    import numpy as np
+    import torch
+
+    from drpo_core.data import log_metadata
+    from drpo_core.evaluation.online import eval_users, evaluate_policy
+    from drpo_core.export import load_policy
+    from drpo_core.sim import SimConfig, World, scenario_config
+
+    if logs is not None:
+        _, sim_meta = log_metadata(logs)
+        if sim_meta is None:
+            raise ValueError(f"logs in {logs} carry no simulator config; use --scenario")
+        config = SimConfig.model_validate(sim_meta["config"])
+    else:
+        config = scenario_config(scenario, seed=seed, **parse_overrides(set_ or []))
+    module = load_policy(policy)
+    world = World.build(config)
+    users = eval_users(world, n_users, split, day)
+
+    def act(states: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            try:
+                return module(torch.from_numpy(states)).numpy()
+            except RuntimeError as err:
+                raise ValueError(
+                    f"policy {policy} does not accept states of dimension {states.shape[1]} "
+                    f"({str(err).splitlines()[0]})"
+                ) from None
+
+    result = evaluate_policy(world, act, users).as_dict()
+    text = json.dumps(result, indent=2)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n")
+    typer.echo(text)
+    typer.echo(f"score {result['score']:.1f} (0 = random item, 100 = oracle), "
+               f"reward {result['mean_reward']:.4f}, eCPM {result['ecpm']:.3f}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,0 +1,148 @@
+"""Training data: interaction logs (Parquet or Arrow) to torch tensors.
+
+Fixed-size list columns become ``(N, d)`` tensors as zero-copy views of the Arrow child buffer
+(one copy only when a column spans several chunks). Logs written by producers with plain
+variable-length lists are cast to fixed-size lists first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import torch
+
+from drpo_core.schema import (
+    COLUMNS,
+    ContractError,
+    dims_from_metadata,
+    simulator_config_from_metadata,
+    vector_type,
+)
+
+TRAINING_COLUMNS = ("state", "action", "reward", "behavior_logprob")
+
+
+@dataclass
+class TrainingData:
+    """Tensors of one training window (row order is the log's order; sampling shuffles)."""
+
+    state: torch.Tensor  # (N, d_state) float32
+    action: torch.Tensor  # (N, d_action) float32
+    reward: torch.Tensor  # (N,) float32
+    behavior_logprob: torch.Tensor  # (N,) float32, NaN where not logged
+
+    def __post_init__(self) -> None:
+        n = self.state.shape[0]
+        for name in ("action", "reward", "behavior_logprob"):
+            if getattr(self, name).shape[0] != n:
+                raise ValueError(f"{name} has {getattr(self, name).shape[0]} rows, state has {n}")
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.state.shape[0])
+
+    @property
+    def d_state(self) -> int:
+        return int(self.state.shape[1])
+
+    @property
+    def d_action(self) -> int:
+        return int(self.action.shape[1])
+
+    def to(self, device: torch.device | str) -> TrainingData:
+        return TrainingData(*(t.to(device) for t in (self.state, self.action, self.reward,
+                                                      self.behavior_logprob)))
+
+    def fingerprint(self) -> str:
+        """Cheap content hash: shapes plus every reward and a strided sample of the vectors."""
+        h = hashlib.sha256()
+        h.update(f"{self.n_rows}x{self.d_state}x{self.d_action}".encode())
+        h.update(self.reward.detach().cpu().numpy().tobytes())
+        stride = max(1, self.n_rows // 1024)
+        h.update(self.state[::stride].detach().cpu().numpy().tobytes())
+        h.update(self.action[::stride].detach().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def _vector_tensor(col: pa.ChunkedArray | pa.Array, name: str) -> torch.Tensor:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not pa.types.is_fixed_size_list(arr.type):
+        lengths = pc.unique(pc.list_value_length(arr)).to_pylist()
+        if len(lengths) != 1 or lengths[0] is None:
+            raise ContractError(f"column {name!r}: lists must all have one length, got {lengths}")
+        arr = arr.cast(vector_type(int(lengths[0])))
+    dim = arr.type.list_size
+    if arr.null_count:
+        raise ContractError(f"column {name!r} has {arr.null_count} null rows")
+    values = arr.values if arr.offset == 0 else arr.flatten()
+    if not pa.types.is_float32(values.type):
+        values = values.cast(pa.float32())
+    flat = values.to_numpy(zero_copy_only=values.null_count == 0)
+    with warnings.catch_warnings():  # Arrow buffers are read-only; training never writes to them
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(flat).view(-1, dim)
+
+
+def _scalar_tensor(col: pa.ChunkedArray) -> torch.Tensor:
+    values = col.cast(pa.float32()).to_numpy()  # nulls become NaN
+    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+
+
+def table_to_training_data(table: pa.Table) -> TrainingData:
+    """Arrow table (at least state, action, reward, behavior_logprob) to tensors."""
+    missing = [c for c in TRAINING_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ContractError(f"training data is missing columns {missing}")
+    return TrainingData(
+        state=_vector_tensor(table.column("state"), "state"),
+        action=_vector_tensor(table.column("action"), "action"),
+        reward=_scalar_tensor(table.column("reward")),
+        behavior_logprob=_scalar_tensor(table.column("behavior_logprob")),
+    )
+
+
+def log_dataset(path: Path) -> ds.Dataset:
+    """The Parquet logs under ``path`` (hive folders ``event_date=YYYY-MM-DD``), sorted."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"log directory {path} does not exist")
+    files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        raise FileNotFoundError(f"no Parquet files under {path}")
+    # event_date is a column of every file (the contract); the hive folders only help pruning
+    return ds.dataset([str(f) for f in files], format="parquet")
+
+
+def read_logs(path: Path, start: dt.date | None = None, end: dt.date | None = None,
+              columns: tuple[str, ...] = COLUMNS) -> pa.Table:
+    """Rows of the logs under ``path`` with start <= event_date <= end, in file order."""
+    dataset = log_dataset(path)
+    flt = None
+    if start is not None:
+        flt = pc.field("event_date") >= pa.scalar(start, pa.date32())
+    if end is not None:
+        cond = pc.field("event_date") <= pa.scalar(end, pa.date32())
+        flt = cond if flt is None else flt & cond
+    table = dataset.to_table(columns=list(columns), filter=flt)
+    if table.num_rows == 0:
+        raise ValueError(f"no rows in {path} between {start} and {end}")
+    return table
+
+
+def log_metadata(path: Path) -> tuple[tuple[int | None, int | None], dict | None]:
+    """(d_state, d_action) and the simulator config recorded in the logs' Parquet schema."""
+    schema = log_dataset(path).schema
+    return dims_from_metadata(schema), simulator_config_from_metadata(schema)
+
+
+def load_training_data(path: Path, start: dt.date | None = None,
+                       end: dt.date | None = None) -> TrainingData:
+    return table_to_training_data(read_logs(path, start, end, TRAINING_COLUMNS))

@@ -1,0 +1,121 @@
+"""What every objective shares: the batch it sees, what it returns, and its base class.
+
+An objective owns the policy and any auxiliary networks (critics, a frozen old policy) and
+computes one loss per step. It never knows about devices, optimisers, checkpoints or MLflow.
+
+Data parallelism: every rank draws the same global batch of indices and sees all its rewards
+(``reward_all``), but evaluates networks only on its own ``shard``. Batch-level statistics
+(top-P filter, baselines) therefore use the whole global batch, and per-row terms are summed as
+this rank's share, so averaging gradients over ranks equals the single-process gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from drpo_core.policy import GaussianPolicy, mlp
+
+#: AWR convention: exponential weights are clipped here (d3rlpy/CORL use 20 for AWR, 100 for IQL).
+EXP_WEIGHT_MAX = 20.0
+
+
+class ObjectiveConfig(BaseModel):
+    """Base of every objective's hyperparameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class Batch:
+    """One training step's data: local shard tensors plus the global batch's rewards."""
+
+    state: torch.Tensor  # (n, d_state)
+    action: torch.Tensor  # (n, d_action)
+    reward: torch.Tensor  # (n,)
+    behavior_logprob: torch.Tensor  # (n,)  NaN where not logged
+    reward_all: torch.Tensor  # (N,) rewards of the whole global batch
+    shard: slice = field(default_factory=lambda: slice(None))
+    world_size: int = 1
+    generator: torch.Generator | None = None
+
+    def local(self, x_all: torch.Tensor) -> torch.Tensor:
+        return x_all[self.shard]
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    metrics: dict[str, torch.Tensor]
+
+
+def global_masked_mean(values: torch.Tensor, mask_all: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(1/K) sum over kept rows of the global batch, as this rank's share of the sum."""
+    count = mask_all.sum().clamp(min=1).to(values.dtype)
+    return (values * batch.local(mask_all).to(values.dtype)).sum() * batch.world_size / count
+
+
+class Objective(nn.Module):
+    """Base class: subclasses set ``name`` and ``Config`` and implement ``loss``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ObjectiveConfig]]
+
+    def __init__(self, policy: GaussianPolicy, config: ObjectiveConfig) -> None:
+        super().__init__()
+        self.policy = policy
+        self.config = config
+
+    def prepare(self, reward: torch.Tensor) -> torch.Tensor | None:
+        """Optional dataset-level row selection before training (None = keep all rows)."""
+        return None
+
+    def loss(self, batch: Batch, step: int) -> LossOutput:
+        raise NotImplementedError
+
+    def forward(self, batch: Batch, step: int) -> LossOutput:  # the DDP entry point
+        return self.loss(batch, step)
+
+    @torch.no_grad()
+    def after_step(self, step: int) -> None:
+        """Hook after the optimiser step (target networks, old-policy snapshots)."""
+
+    def policy_metrics(self) -> dict[str, torch.Tensor]:
+        return {"policy/sigma": self.policy.sigma().detach()}
+
+
+class QNetwork(nn.Module):
+    """Q(s, a): an MLP with the policy's backbone widths."""
+
+    def __init__(self, d_state: int, d_action: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = mlp(d_state + d_action, hidden, 1)
+
+    def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([state, action], dim=-1)).squeeze(-1).float()
+
+
+class VNetwork(nn.Module):
+    """V(s): an MLP with the policy's backbone widths."""
+
+    def __init__(self, d_state: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = mlp(d_state, hidden, 1)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state).squeeze(-1).float()
+
+
+def exp_weights(advantage: torch.Tensor, temperature: float,
+                max_weight: float = EXP_WEIGHT_MAX) -> torch.Tensor:
+    """w = min(exp(A / beta), max_weight), computed without overflow."""
+    log_max = torch.log(torch.tensor(max_weight, dtype=advantage.dtype, device=advantage.device))
+    return torch.exp(torch.clamp(advantage / temperature, max=log_max))
+
+
+def describe(config: ObjectiveConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json")

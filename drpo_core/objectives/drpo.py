@@ -1,0 +1,118 @@
+"""DRPO (paper Sec. 4, App. G Algorithm 1) and its two siblings that share the filter.
+
+Algorithm 1, per step on a batch of N rewards r:
+  K = int(N * P);  B_top = the K largest rewards                         (step 3)
+  P <- min(1, 1.02 P) if std(r_top) < 0.5 std(r) else max(0.05, 0.98 P)  (step 4, App. G)
+  nu = min(r_top);  A_j = r_j - nu >= 0;  Ã = A / (std(A) + eps)         (step 5, no centring)
+  L = -(1/K) sum_{j in B_top} Ã_j log pi(a_j | s_j)                      (step 6)
+
+This is the truncated regression J = kappa^-1 E[(R - nu*)_+ log pi] of the CVaR dual (Sec. 4.2,
+App. F.2): every kept weight is >= 0, so no repulsive gradient ever reaches the policy.
+
+* ``drpo_exp`` ("hard cut, soft focus", Sec. 4.4, App. J): w = exp((r - mean(r_top)) / beta),
+  beta = 0.05, clipped at EXP_WEIGHT_MAX (the paper does not say whether it clips; with rewards
+  in [0, 1] and beta = 0.05 unclipped weights reach e^20, so we clip as AWR does).
+* ``adaptive_bc`` (App. I): the same filter and controller, uniform weights on the kept rows.
+
+Choices where the paper is silent or contradicts itself (digest §10.3-10.4, §13):
+* The controller is App. G's ratio rule (the only concrete specification), not the main text's
+  "kappa ∝ Var(R)".
+* std is the population std (correction 0), so K = 1 stays finite; eps = 1e-8.
+* All-equal kept rewards give A = 0: that step contributes no gradient (by design, no crash).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field
+
+from drpo_core.filtering import ControllerConfig, VarianceFeedbackController
+from drpo_core.objectives.base import (
+    Batch,
+    LossOutput,
+    Objective,
+    ObjectiveConfig,
+    exp_weights,
+    global_masked_mean,
+)
+from drpo_core.policy import GaussianPolicy
+
+
+class DRPOConfig(ObjectiveConfig):
+    """DRPO: App. J table defaults."""
+
+    controller: ControllerConfig = Field(default_factory=ControllerConfig,
+                                         description="variance feedback control of P")
+    eps: float = Field(1e-8, gt=0.0, description="epsilon of the advantage normalisation")
+
+
+class DRPOExpConfig(DRPOConfig):
+    temperature: float = Field(0.05, gt=0.0, description="beta of exp((r - mean(r_top))/beta)")
+    max_weight: float = Field(20.0, gt=0.0, description="clip of the exponential weights")
+
+
+class _FilteredObjective(Objective):
+    """Shared part: top-P filter on the global batch + controller update + metrics."""
+
+    def __init__(self, policy: GaussianPolicy, config: DRPOConfig) -> None:
+        super().__init__(policy, config)
+        self.controller = VarianceFeedbackController(config.controller)
+
+    def weights(self, reward: torch.Tensor, mask: torch.Tensor, nu: torch.Tensor
+                ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch, step: int) -> LossOutput:
+        r_all = batch.reward_all
+        keep_share = self.controller.keep_share.clone()
+        kept = self.controller.filter(r_all)
+        ratio = self.controller.update(r_all, kept)  # the new P is used from the next step
+        w_all = self.weights(r_all, kept.mask, kept.nu)
+        log_prob = self.policy.log_prob(batch.state, batch.action)
+        loss = -global_masked_mean(batch.local(w_all) * log_prob, kept.mask, batch)
+        metrics = {
+            "filter/keep_share": keep_share,
+            "filter/nu": kept.nu.detach(),
+            "filter/sigma_ratio": ratio,
+            "filter/kept": kept.count,
+        }
+        return LossOutput(loss, metrics)
+
+
+class DRPO(_FilteredObjective):
+    name: ClassVar[str] = "drpo"
+    Config: ClassVar[type[ObjectiveConfig]] = DRPOConfig
+    config: DRPOConfig
+
+    def weights(self, reward: torch.Tensor, mask: torch.Tensor, nu: torch.Tensor
+                ) -> torch.Tensor:
+        advantage = torch.where(mask, reward - nu, torch.zeros_like(reward))  # >= 0 (step 5)
+        kept = mask.to(reward.dtype)
+        count = kept.sum().clamp(min=1.0)
+        mean = (advantage * kept).sum() / count
+        std = torch.sqrt(((advantage - mean) ** 2 * kept).sum() / count)
+        return advantage / (std + self.config.eps)  # scale only, no centring
+
+
+class DRPOExp(_FilteredObjective):
+    name: ClassVar[str] = "drpo_exp"
+    Config: ClassVar[type[ObjectiveConfig]] = DRPOExpConfig
+    config: DRPOExpConfig
+
+    def weights(self, reward: torch.Tensor, mask: torch.Tensor, nu: torch.Tensor
+                ) -> torch.Tensor:
+        kept = mask.to(reward.dtype)
+        mean_top = (reward * kept).sum() / kept.sum().clamp(min=1.0)
+        w = exp_weights(reward - mean_top, self.config.temperature, self.config.max_weight)
+        return w * kept
+
+
+class AdaptiveBC(_FilteredObjective):
+    name: ClassVar[str] = "adaptive_bc"
+    Config: ClassVar[type[ObjectiveConfig]] = DRPOConfig
+
+    def weights(self, reward: torch.Tensor, mask: torch.Tensor, nu: torch.Tensor
+                ) -> torch.Tensor:
+        return mask.to(reward.dtype)

@@ -1,0 +1,343 @@
+"""One training loop for every objective (Algorithm 1's outer loop).
+
+* Data lives on the device as tensors; each step draws a batch of indices with a seeded device
+  generator (with replacement, like d3rlpy/CleanRL) and gathers rows: no Python per-row work.
+* No host synchronisation per step: losses and metrics accumulate on the device and are read
+  once every ``log_every`` steps. A non-finite loss is then traced back to its exact step, and
+  the run stops with an error naming that step and the objective (no NaN policy is saved).
+* CUDA when present (bf16 autocast), CPU otherwise; ``device`` forces one.
+* Checkpoints hold everything for an exact resume: weights, optimiser, controller P (a buffer of
+  the objective), the sampling generator, the step and the metric history.
+* Data parallel through ``torchrun`` (Gloo on CPU, NCCL on GPU): every rank draws the same global
+  batch and computes its shard; DistributedDataParallel averages gradients (objectives/base.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from drpo_core.data import TrainingData
+from drpo_core.objectives import Batch, Objective, make_config, make_objective, objective_class
+from drpo_core.policy import GaussianPolicy, PolicyConfig
+
+CHECKPOINT_FORMAT = 1
+#: Fields that may differ between a run and its resume (they do not change the trajectory).
+RESUMABLE_FIELDS = frozenset({"steps", "log_every", "checkpoint_every", "device", "progress"})
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines a training run (App. J defaults)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    algorithm: str = Field("drpo", description="objective name (see drpo_core.objectives)")
+    steps: int = Field(5000, gt=0, description="gradient steps (App. J: 5000)")
+    batch_size: int = Field(320, gt=0, description="global batch size N (App. J: 320)")
+    learning_rate: float = Field(3e-4, gt=0.0, description="Adam learning rate (App. J: 3e-4)")
+    seed: int = Field(0, ge=0, description="seed of weights and batch sampling")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    mixed_precision: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    grad_clip_norm: float | None = Field(None, gt=0.0, description="global grad-norm clip")
+    log_every: int = Field(100, gt=0, description="steps between metric reads (host syncs)")
+    checkpoint_every: int = Field(1000, gt=0, description="steps between checkpoints")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    objective: dict[str, Any] = Field(default_factory=dict,
+                                      description="the objective's own config fields")
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, name: str) -> str:
+        objective_class(name)
+        return name
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        try:
+            make_config(self.algorithm, self.objective)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"objective.{where}: {first['msg']}") from None
+        if self.checkpoint_every % self.log_every:
+            raise ValueError(
+                f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+                f"log_every ({self.log_every})"
+            )
+        return self
+
+    def resolved_objective(self) -> dict[str, Any]:
+        return make_config(self.algorithm, self.objective).model_dump(mode="json")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or inf: the run stops, nothing is exported."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used (unreadable, other config, other data)."""
+
+
+class Callback(Protocol):
+    """Receives metrics at every log step (the orchestration layer plugs MLflow in here)."""
+
+    def on_log(self, step: int, metrics: dict[str, float]) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    policy: GaussianPolicy
+    objective: Objective
+    history: list[dict[str, float]]
+    steps: int
+    resumed_from: int | None = None
+    final_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> DistContext:
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+class Trainer:
+    """Trains ``config.algorithm`` on ``data``; writes checkpoints under ``output_dir``."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: TrainingData,
+        output_dir: Path | None = None,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+        dist_context: DistContext | None = None,
+    ) -> None:
+        self.config = config
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.callbacks = list(callbacks)
+        self.ctx = dist_context or DistContext.from_env()
+        self.progress = progress and self.ctx.is_main
+        if config.batch_size % self.ctx.world_size:
+            raise ValueError(
+                f"batch_size ({config.batch_size}) must divide by the number of processes "
+                f"({self.ctx.world_size})"
+            )
+        if data.n_rows == 0:
+            raise ValueError("training data is empty")
+        if self.ctx.world_size > 1 and config.device == "auto" and torch.cuda.is_available():
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        else:
+            self.device = resolve_device(config.device)
+        self.data_fingerprint = data.fingerprint()
+        self.data = data.to(self.device)
+
+        torch.manual_seed(config.seed)
+        self.policy = GaussianPolicy(data.d_state, data.d_action, config.policy)
+        self.objective = make_objective(config.algorithm, self.policy,
+                                        config.resolved_objective()).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            [p for p in self.objective.parameters() if p.requires_grad],
+            lr=config.learning_rate,
+        )
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        keep = self.objective.prepare(self.data.reward)
+        self.pool = (torch.arange(data.n_rows, device=self.device) if keep is None
+                     else torch.nonzero(keep).squeeze(1))
+        if len(self.pool) == 0:
+            raise ValueError(f"{config.algorithm}: no rows left after its dataset filter")
+        self.history: list[dict[str, float]] = []
+        self.step = 0
+        self._model: torch.nn.Module = self.objective
+        if self.ctx.world_size > 1:
+            if not dist.is_initialized():
+                backend = "nccl" if self.device.type == "cuda" else "gloo"
+                dist.init_process_group(backend, rank=self.ctx.rank,
+                                        world_size=self.ctx.world_size)
+            self._model = DistributedDataParallel(self.objective, find_unused_parameters=True)
+        shard = config.batch_size // self.ctx.world_size
+        self._shard = slice(self.ctx.rank * shard, (self.ctx.rank + 1) * shard)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.output_dir is None else self.output_dir / "checkpoint.pt"
+
+    def _config_for_resume(self) -> dict[str, Any]:
+        data = self.config.model_dump(mode="json")
+        data["objective"] = self.config.resolved_objective()
+        return {k: v for k, v in data.items() if k not in RESUMABLE_FIELDS}
+
+    def save_checkpoint(self) -> Path | None:
+        path = self.checkpoint_path
+        if path is None or not self.ctx.is_main:
+            return None
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "config": json.dumps(self._config_for_resume(), sort_keys=True),
+            "data_fingerprint": self.data_fingerprint,
+            "objective": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "history": json.dumps(self.history),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: Path | None = None) -> int:
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None or not path.is_file():
+            raise CheckpointError(f"no checkpoint at {path}")
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            fmt, step = state["format"], int(state["step"])
+        except Exception as err:
+            raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({err})") from None
+        if fmt != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"checkpoint {path} has format {fmt}, expected "
+                                  f"{CHECKPOINT_FORMAT}")
+        saved = _flatten(json.loads(state["config"]))
+        current = _flatten(self._config_for_resume())
+        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if diff:
+            k = diff[0]
+            raise CheckpointError(
+                f"checkpoint {path} was written with a different config: {k} was "
+                f"{saved.get(k)!r}, now {current.get(k)!r}"
+            )
+        if state["data_fingerprint"] != self.data_fingerprint:
+            raise CheckpointError(f"checkpoint {path} was trained on different data")
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"].cpu())
+        self.history = json.loads(state["history"])
+        self.step = step
+        return step
+
+    # ---- the loop ---------------------------------------------------------------------------
+    def _batch(self) -> Batch:
+        idx = self.pool[torch.randint(len(self.pool), (self.config.batch_size,),
+                                      generator=self.generator, device=self.device)]
+        local = idx[self._shard]
+        d = self.data
+        return Batch(state=d.state[local], action=d.action[local], reward=d.reward[local],
+                     behavior_logprob=d.behavior_logprob[local], reward_all=d.reward[idx],
+                     shard=self._shard, world_size=self.ctx.world_size,
+                     generator=self.generator)
+
+    def _autocast(self) -> torch.autocast:
+        enabled = self.config.mixed_precision and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train up to ``config.steps``; ``resume`` first loads the output's checkpoint."""
+        cfg = self.config
+        if resume:
+            self.load_checkpoint()
+        resumed_from = self.step or None
+        if self.step > cfg.steps:
+            raise CheckpointError(f"checkpoint is at step {self.step}, beyond steps={cfg.steps}")
+        window = torch.zeros(cfg.log_every, device=self.device)
+        sums: dict[str, torch.Tensor] = {}
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.algorithm}",
+                   unit="step", disable=not self.progress, mininterval=1.0)
+        self.objective.train()
+        window_start = self.step
+        while self.step < cfg.steps:
+            batch = self._batch()
+            with self._autocast():
+                out = self._model(batch, self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if cfg.grad_clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
+                                               cfg.grad_clip_norm)
+            self.optimizer.step()
+            self.objective.after_step(self.step)
+            window[self.step - window_start] = out.loss.detach()
+            for k, v in out.metrics.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
+            self.step += 1
+            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                n = self.step - window_start
+                self._log(window[:n], sums, n, window_start)
+                bar.update(n)
+                bar.set_postfix(_short(self.history[-1]), refresh=False)
+                window_start, sums = self.step, {}
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self.save_checkpoint()
+        bar.close()
+        final = self.history[-1] if self.history else {}
+        return TrainResult(self.policy, self.objective, self.history, self.step, resumed_from,
+                           final)
+
+    def _log(self, losses: torch.Tensor, sums: dict[str, torch.Tensor], n: int,
+             first_step: int) -> None:
+        policy_metrics = self.objective.policy_metrics()
+        values = torch.stack([losses.mean(), *(v / n for v in sums.values()),
+                              *policy_metrics.values()]).cpu().tolist()
+        finite = torch.isfinite(losses).cpu()
+        if not bool(finite.all()):
+            bad = first_step + int((~finite).nonzero()[0, 0])
+            raise NonFiniteLossError(
+                f"{self.config.algorithm}: loss became non-finite at step {bad}; "
+                "stopping (no policy is exported)"
+            )
+        names = ["losses/total", *sums.keys(), *policy_metrics.keys()]
+        metrics = dict(zip(names, values, strict=True))
+        if not all(math.isfinite(v) for v in metrics.values()):
+            bad_names = [k for k, v in metrics.items() if not math.isfinite(v)]
+            raise NonFiniteLossError(
+                f"{self.config.algorithm}: non-finite {bad_names} by step {self.step}; stopping"
+            )
+        record = {"step": float(self.step), **metrics}
+        self.history.append(record)
+        if self.ctx.is_main:
+            for cb in self.callbacks:
+                cb.on_log(self.step, metrics)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _short(record: dict[str, float]) -> dict[str, str]:
+    keys = ("losses/total", "filter/keep_share", "policy/sigma")
+    return {k.split("/")[-1]: f"{record[k]:.4g}" for k in keys if k in record}

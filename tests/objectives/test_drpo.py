@@ -1,0 +1,125 @@
+"""DRPO exactly as Algorithm 1: weights, threshold, controller, and the kappa = 1 limit."""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+import pytest
+import torch
+from hypothesis import given, settings
+
+from drpo_core.filtering import (
+    ControllerConfig,
+    VarianceFeedbackController,
+    masked_std,
+    top_share_mask,
+)
+from drpo_core.objectives import Batch, make_objective
+from drpo_core.policy import GaussianPolicy
+
+
+def drpo(**controller) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return make_objective("drpo", GaussianPolicy(3, 2), {"controller": controller})
+
+
+def test_kept_weights_nonnegative_and_boundary_row_zero() -> None:
+    r = torch.tensor([0.9, 0.1, 0.5, 0.7, 0.3, 0.8, 0.2, 0.6])
+    obj = drpo()  # P0 = 0.5 -> K = 4: {0.9, 0.8, 0.7, 0.6}
+    kept = obj.controller.filter(r)
+    assert kept.mask.tolist() == [True, False, False, True, False, True, False, True]
+    assert kept.nu.item() == pytest.approx(0.6)
+    w = obj.weights(r, kept.mask, kept.nu)
+    assert (w >= 0).all()
+    assert w[7].item() == 0.0  # the boundary row (r = nu) gets zero weight
+    assert (w[~kept.mask] == 0).all()
+    advantage = torch.tensor([0.3, 0.1, 0.2, 0.0])
+    expected = advantage / (advantage.std(correction=0) + 1e-8)  # scaled, not centred
+    torch.testing.assert_close(w[[0, 3, 5, 7]], expected)
+
+
+def test_controller_multiplies_by_exactly_102_and_098() -> None:
+    ctrl = VarianceFeedbackController()
+    homogeneous_top = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 0.1, 0.2, 0.3])  # std_top = 0
+    ctrl.update(homogeneous_top, ctrl.filter(homogeneous_top))
+    assert ctrl.keep_share.item() == 0.5 * 1.02
+    ctrl = VarianceFeedbackController()
+    noisy_top = torch.tensor([100.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4])  # std_top ~ std_all
+    ctrl.update(noisy_top, ctrl.filter(noisy_top))
+    assert ctrl.keep_share.item() == 0.5 * 0.98
+
+
+def test_controller_respects_bounds() -> None:
+    up = torch.tensor([1.0] * 7 + [0.0])  # K = 7: the kept rewards are all equal
+    high = VarianceFeedbackController(ControllerConfig(initial_keep_share=0.995))
+    high.update(up, high.filter(up))
+    assert high.keep_share.item() == 1.0
+    down = torch.tensor([1000.0, 1.0, 1.0, 1.0, 1.0] + [0.0] * 95)  # K = 5, heavy top
+    low = VarianceFeedbackController(ControllerConfig(initial_keep_share=0.0505))
+    low.update(down, low.filter(down))
+    assert low.keep_share.item() == 0.05
+    fixed = VarianceFeedbackController(ControllerConfig(adaptive=False))
+    fixed.update(down, fixed.filter(down))
+    assert fixed.keep_share.item() == 0.5
+
+
+def test_keep_all_with_uniform_weights_equals_bc_exactly() -> None:
+    torch.manual_seed(0)
+    policy = GaussianPolicy(3, 2)
+    abc = make_objective("adaptive_bc", policy,
+                         {"controller": {"initial_keep_share": 1.0, "adaptive": False}})
+    bc = make_objective("bc", policy)
+    g = torch.Generator().manual_seed(1)
+    s, a, r = torch.randn(50, 3, generator=g), torch.randn(50, 2, generator=g), torch.rand(50)
+    batch = Batch(s, a, r, torch.zeros(50), r)
+    torch.testing.assert_close(abc.loss(batch, 0).loss, bc.loss(batch, 0).loss,
+                               rtol=1e-6, atol=0.0)
+
+
+def test_all_equal_rewards_give_no_gradient_and_no_crash() -> None:
+    obj = drpo()
+    r = torch.full((16,), 0.3)
+    batch = Batch(torch.randn(16, 3), torch.randn(16, 2), r, torch.zeros(16), r)
+    out = obj.loss(batch, 0)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and out.loss.item() == 0.0
+    assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in obj.parameters())
+
+
+rewards = st.lists(
+    st.one_of(st.floats(-10, 10, allow_nan=False, width=32), st.sampled_from([0.0, 0.5, 1.0])),
+    min_size=1, max_size=300,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(r=rewards, p=st.floats(0.01, 1.0))
+def test_filter_properties_on_random_rewards_with_ties(r: list[float], p: float) -> None:
+    reward = torch.tensor(r, dtype=torch.float32)
+    n = len(r)
+    kept = top_share_mask(reward, torch.tensor(p))
+    k = int(kept.mask.sum())
+    assert k == min(max(int(torch.floor(torch.tensor(p) * n)), 1), n)
+    assert kept.count.item() == k
+    assert reward[kept.mask].min().item() == kept.nu.item()
+    if k < n:
+        assert reward[~kept.mask].max() <= reward[kept.mask].min()
+    obj = drpo()
+    w = obj.weights(reward, kept.mask, kept.nu)
+    assert torch.isfinite(w).all() and (w >= 0).all()
+    assert (w[~kept.mask] == 0).all()
+    assert (w[reward == kept.nu][kept.mask[reward == kept.nu]] == 0).all()
+    assert masked_std(reward, kept.mask) >= 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches=st.lists(st.lists(st.floats(0, 1, width=32), min_size=4, max_size=64),
+                        min_size=1, max_size=40))
+def test_controller_stays_within_bounds(batches: list[list[float]]) -> None:
+    ctrl = VarianceFeedbackController()
+    for b in batches:
+        r = torch.tensor(b)
+        before = ctrl.keep_share.item()
+        ctrl.update(r, ctrl.filter(r))
+        after = ctrl.keep_share.item()
+        assert 0.05 <= after <= 1.0
+        assert after in (min(1.0, before * 1.02), max(0.05, before * 0.98))

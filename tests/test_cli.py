@@ -1,0 +1,67 @@
+"""The drpo command line: one-line errors with exit code 2, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+runner = CliRunner()
+
+
+def drpo(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenario", "noisy"], "unknown scenario 'noisy'; allowed: extreme, medium"),
+        (["--mixture", "0.5,0.5,0.5"], "must sum to 1"),
+        (["--mixture", "0.5,0.5"], "mixture: expected three comma-separated shares"),
+        (["--days", "0"], "days must be positive"),
+        (["--rows-per-day", "-5"], "rows_per_day must be positive"),
+        (["--set", "n_items=0"], "n_items: Input should be greater than 1"),
+        (["--set", "colour=red"], "colour: Extra inputs are not permitted"),
+        (["--start-date", "2026-13-01"], "start_date: expected YYYY-MM-DD"),
+    ],
+)
+def test_simulate_bad_input(tmp_path, args: list[str], message: str) -> None:
+    result = drpo("simulate", "--out", str(tmp_path / "out"), *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_simulate_train_evaluate_end_to_end(tmp_path) -> None:
+    logs, run = tmp_path / "logs", tmp_path / "run"
+    r = drpo("simulate", "--out", str(logs), "--days", "2", "--rows-per-day", "3000",
+             "--set", "d=10", "--set", "n_items=500", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "6,000 rows, 2 days 2026-01-01..2026-01-02" in r.output
+    r = drpo("train", "--data", str(logs), "--output", str(run), "--steps", "200",
+             "--batch-size", "64", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert (run / "policy.pt").exists()
+    r = drpo("evaluate", "--policy", str(run / "policy.pt"), "--logs", str(logs),
+             "--n-users", "300", "--output", str(run / "eval.json"))
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((run / "eval.json").read_text())
+    assert metrics["n_users"] == 300 and 0 < metrics["score"] <= 100
+    # a policy for d=10 states in a d=128 world is a clear error
+    r = drpo("evaluate", "--policy", str(run / "policy.pt"), "--scenario", "medium",
+             "--n-users", "20")
+    assert r.exit_code == 2 and "does not accept states of dimension 128" in r.output
+
+
+def test_train_bad_input(tmp_path) -> None:
+    r = drpo("train", "--data", str(tmp_path / "missing"), "--output", str(tmp_path / "o"))
+    assert r.exit_code == 2 and "does not exist" in r.output
+    r = drpo("train", "--data", str(tmp_path), "--output", str(tmp_path / "o"),
+             "--algorithm", "ppo")
+    assert r.exit_code == 2 and "valid: drpo, drpo_exp, adaptive_bc" in r.output
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from drpo_core.export import export_torchscript, load_policy
+from drpo_core.policy import GaussianPolicy
+from drpo_core.trainer import CheckpointError, NonFiniteLossError, TrainConfig, Trainer
+from drpo_core.training_run import run_training
+from tests.helpers import easy_task
+
+
+def small(**kw) -> TrainConfig:
+    base = {"steps": 30, "batch_size": 32, "log_every": 10, "checkpoint_every": 10,
+            "policy": {"hidden": (16,)}}
+    return TrainConfig(**(base | kw))
+
+
+def test_unknown_algorithm_lists_the_valid_ones() -> None:
+    with pytest.raises(ValidationError, match="unknown algorithm 'ppo'; valid: drpo, drpo_exp"):
+        TrainConfig(algorithm="ppo")
+    with pytest.raises(ValidationError, match=r"objective.temperature"):
+        TrainConfig(algorithm="awr", objective={"temperature": -1})
+    with pytest.raises(ValidationError, match="multiple of log_every"):
+        TrainConfig(log_every=30, checkpoint_every=100)
+
+
+def test_non_finite_loss_stops_naming_step_and_objective(tmp_path) -> None:
+    data = easy_task(n=256)
+    data.reward[5:] = float("nan")
+    with pytest.raises(NonFiniteLossError, match=r"drpo: loss became non-finite at step 0"):
+        run_training(small(), data, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "policy.pt").exists()
+
+
+def test_apg_is_repelled_and_collapses_while_drpo_stays_put() -> None:
+    """The paper's failure case: off-policy repulsion drives the mean away and sigma to its
+    floor (the variance shrinks, as the authors' later correction says); DRPO does not."""
+    data = easy_task(n=1024, good_share=0.05)
+    data_norm = data.action.norm(dim=1).mean().item()
+    results = {}
+    for algorithm in ("apg", "drpo"):
+        cfg = small(algorithm=algorithm, steps=2000, learning_rate=1e-3, log_every=100,
+                    checkpoint_every=1000)
+        result = Trainer(cfg, data, progress=False).fit()
+        with torch.no_grad():
+            norm = result.policy(data.state).norm(dim=1).mean().item()
+        results[algorithm] = (norm, result.final_metrics["policy/sigma"])
+    apg_norm, apg_sigma = results["apg"]
+    drpo_norm, drpo_sigma = results["drpo"]
+    assert apg_norm > 20 * data_norm and apg_sigma < 0.01  # e^-5 = 0.0067 is the floor
+    assert drpo_norm < 2 * data_norm and drpo_sigma > 0.05
+
+
+def test_batch_must_split_evenly_across_processes() -> None:
+    from drpo_core.trainer import DistContext
+
+    with pytest.raises(ValueError, match="must divide by the number of processes"):
+        Trainer(small(batch_size=33), easy_task(n=64), dist_context=DistContext(0, 2),
+                progress=False)
+
+
+def test_corrupt_checkpoint_and_other_data_are_refused(tmp_path) -> None:
+    data = easy_task(n=256)
+    run_training(small(), data, tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match="different data"):
+        Trainer(small(steps=40), easy_task(n=256, seed=1), tmp_path, progress=False).fit(
+            resume=True)
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="unreadable or corrupt"):
+        run_training(small(steps=40), data, tmp_path, resume=True, progress=False)
+    assert (tmp_path / "policy.pt").exists()  # a failed resume leaves the last policy alone
+
+
+def test_run_outputs_and_refusal_to_mix_runs(tmp_path) -> None:
+    data = easy_task(n=256)
+    out = run_training(small(), data, tmp_path / "run", progress=False)
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"policy.pt", "metrics.json", "config.json", "checkpoint.pt", "loss.png",
+            "keep_share.png", "sigma.png"} <= files
+    metrics = json.loads(out.metrics_path.read_text())
+    assert metrics["steps"] == 30 and len(metrics["history"]) == 3
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert resolved["objective"]["controller"]["relax_factor"] == 1.02
+    with pytest.raises(FileExistsError, match=r"--resume .* or --overwrite"):
+        run_training(small(), data, tmp_path / "run", progress=False)
+    run_training(small(), data, tmp_path / "run", overwrite=True, progress=False)
+
+
+def test_torchscript_export_matches_eager_and_loads_on_cpu(tmp_path) -> None:
+    torch.manual_seed(0)
+    policy = GaussianPolicy(6, 4)
+    path = export_torchscript(policy, tmp_path / "policy.pt")
+    loaded = load_policy(path, map_location="cpu")
+    x = torch.randn(9, 6)
+    out = loaded(x)
+    assert out.dtype == torch.float32 and out.shape == (9, 4)
+    torch.testing.assert_close(out, policy(x))
+    (tmp_path / "bad.pt").write_text("junk")
+    with pytest.raises(ValueError, match="not a TorchScript policy"):
+        load_policy(tmp_path / "bad.pt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_policy_trained_on_cuda_loads_on_cpu(tmp_path) -> None:  # pragma: no cover
+    out = run_training(small(device="cuda"), easy_task(n=256), tmp_path, progress=False)
+    loaded = load_policy(out.policy_path, map_location="cpu")
+    assert loaded(torch.randn(2, 4)).device.type == "cpu"
