@@ -65,10 +65,8 @@ def ours(data: TrainingData, algorithm: str, compile_policy: bool = False
         if "t" not in holder:
             cfg = TrainConfig(algorithm=algorithm, steps=steps, batch_size=BATCH, log_every=50,
                               checkpoint_every=50 * max(1, steps // 50), device="cpu",
-                              policy={"hidden": HIDDEN})
+                              policy={"hidden": HIDDEN}, compile=compile_policy)
             holder["t"] = Trainer(cfg, data, progress=False)
-            if compile_policy:
-                holder["t"].policy.compile()
             holder["t"].fit()
             return
         t = holder["t"]

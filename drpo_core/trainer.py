@@ -34,7 +34,7 @@ from drpo_core.policy import GaussianPolicy, PolicyConfig
 
 CHECKPOINT_FORMAT = 1
 #: Fields that may differ between a run and its resume (they do not change the trajectory).
-RESUMABLE_FIELDS = frozenset({"steps", "log_every", "checkpoint_every", "device", "progress"})
+RESUMABLE_FIELDS = frozenset({"steps", "log_every", "checkpoint_every", "device", "compile"})
 
 
 class TrainConfig(BaseModel):
@@ -50,6 +50,7 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     mixed_precision: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     grad_clip_norm: float | None = Field(None, gt=0.0, description="global grad-norm clip")
+    compile: bool = Field(False, description="torch.compile the objective's loss (inductor)")
     log_every: int = Field(100, gt=0, description="steps between metric reads (host syncs)")
     checkpoint_every: int = Field(1000, gt=0, description="steps between checkpoints")
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
@@ -182,6 +183,8 @@ class Trainer:
                 dist.init_process_group(backend, rank=self.ctx.rank,
                                         world_size=self.ctx.world_size)
             self._model = DistributedDataParallel(self.objective, find_unused_parameters=True)
+        if config.compile:
+            self._model = torch.compile(self._model)
         shard = config.batch_size // self.ctx.world_size
         self._shard = slice(self.ctx.rank * shard, (self.ctx.rank + 1) * shard)
 

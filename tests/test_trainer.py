@@ -109,3 +109,16 @@ def test_policy_trained_on_cuda_loads_on_cpu(tmp_path) -> None:  # pragma: no co
     out = run_training(small(device="cuda"), easy_task(n=256), tmp_path, progress=False)
     loaded = load_policy(out.policy_path, map_location="cpu")
     assert loaded(torch.randn(2, 4)).device.type == "cpu"
+
+
+def test_callbacks_receive_metrics_at_every_log_step() -> None:
+    seen: list[tuple[int, dict[str, float]]] = []
+
+    class Recorder:
+        def on_log(self, step: int, metrics: dict[str, float]) -> None:
+            seen.append((step, metrics))
+
+    Trainer(small(), easy_task(n=256), callbacks=[Recorder()], progress=False).fit()
+    assert [s for s, _ in seen] == [10, 20, 30]
+    assert {"losses/total", "filter/keep_share", "filter/nu", "policy/sigma"} <= set(seen[0][1])
+    assert abs(seen[0][1]["filter/keep_share"] - 0.5) < 0.1  # P moves 2 % a step from P0
