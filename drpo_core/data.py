@@ -38,10 +38,13 @@ class TrainingData:
     action: torch.Tensor  # (N, d_action) float32
     reward: torch.Tensor  # (N,) float32
     behavior_logprob: torch.Tensor  # (N,) float32, NaN where not logged
+    weight: torch.Tensor | None = None  # (N,) sampling weight (Q* density ratio); None = 1
 
     def __post_init__(self) -> None:
         n = self.state.shape[0]
-        for name in ("action", "reward", "behavior_logprob"):
+        names = ("action", "reward", "behavior_logprob") + (("weight",) if self.weight
+                                                              is not None else ())
+        for name in names:
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"{name} has {getattr(self, name).shape[0]} rows, state has {n}")
 
@@ -58,8 +61,9 @@ class TrainingData:
         return int(self.action.shape[1])
 
     def to(self, device: torch.device | str) -> TrainingData:
-        return TrainingData(*(t.to(device) for t in (self.state, self.action, self.reward,
-                                                      self.behavior_logprob)))
+        return TrainingData(self.state.to(device), self.action.to(device),
+                            self.reward.to(device), self.behavior_logprob.to(device),
+                            None if self.weight is None else self.weight.to(device))
 
     def fingerprint(self) -> str:
         """Cheap content hash: shapes plus every reward and a strided sample of the vectors."""
@@ -69,6 +73,8 @@ class TrainingData:
         stride = max(1, self.n_rows // 1024)
         h.update(self.state[::stride].detach().cpu().numpy().tobytes())
         h.update(self.action[::stride].detach().cpu().numpy().tobytes())
+        if self.weight is not None:
+            h.update(self.weight.detach().cpu().numpy().tobytes())
         return h.hexdigest()[:16]
 
 

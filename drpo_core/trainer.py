@@ -174,6 +174,7 @@ class Trainer:
                      else torch.nonzero(keep).squeeze(1))
         if len(self.pool) == 0:
             raise ValueError(f"{config.algorithm}: no rows left after its dataset filter")
+        self._pool_cdf = _sampling_cdf(self.data.weight, self.pool)
         self.history: list[dict[str, float]] = []
         self.step = 0
         self._model: torch.nn.Module = self.objective
@@ -250,8 +251,15 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------------
     def _batch(self) -> Batch:
-        idx = self.pool[torch.randint(len(self.pool), (self.config.batch_size,),
-                                      generator=self.generator, device=self.device)]
+        if self._pool_cdf is None:
+            pick = torch.randint(len(self.pool), (self.config.batch_size,),
+                                 generator=self.generator, device=self.device)
+        else:  # sample rows in proportion to their weight (rows of Q*, Theorem 4.1)
+            u = torch.rand(self.config.batch_size, generator=self.generator,
+                           device=self.device, dtype=torch.float64)
+            pick = torch.searchsorted(self._pool_cdf, u * self._pool_cdf[-1], right=True)
+            pick = pick.clamp_(max=len(self.pool) - 1)
+        idx = self.pool[pick]
         local = idx[self._shard]
         d = self.data
         return Batch(state=d.state[local], action=d.action[local], reward=d.reward[local],
@@ -329,6 +337,18 @@ class Trainer:
         if self.ctx.is_main:
             for cb in self.callbacks:
                 cb.on_log(self.step, metrics)
+
+
+def _sampling_cdf(weight: torch.Tensor | None, pool: torch.Tensor) -> torch.Tensor | None:
+    """Cumulative weights over the pool, or None when sampling is uniform."""
+    if weight is None:
+        return None
+    w = weight[pool].double()
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise ValueError("sampling weights must be finite, >= 0 and not all zero")
+    if bool((w == w[0]).all()):
+        return None
+    return torch.cumsum(w, dim=0)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

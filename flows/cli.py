@@ -18,7 +18,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 
-from flows.settings import drpo_home
+from flows.settings import db_path, drpo_home, gx_root, log_root, validation_dir
 
 app = typer.Typer(
     name="drpo",
@@ -262,6 +262,94 @@ def evaluate(
     typer.echo(text)
     typer.echo(f"score {result['score']:.1f} (0 = random item, 100 = oracle), "
                f"reward {result['mean_reward']:.4f}, eCPM {result['ecpm']:.3f}")
+
+
+@app.command()
+@user_errors
+def ingest(
+    logs: Annotated[Path, typer.Option(help="log root with event_date=YYYY-MM-DD folders")],
+    date: Annotated[str, typer.Option(help="the event_date partition to ingest")],
+    db: Annotated[Path | None, typer.Option(help="DuckDB file (default $DRPO_HOME)")] = None,
+    force: Annotated[bool, typer.Option(help="re-ingest even if the files are unchanged")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the writer lock")] = 30.0,
+) -> None:
+    """Ingest one day of logs into DuckDB; bad rows go to the quarantine table."""
+    from drpo_core.warehouse import DatabaseBusyError, open_warehouse
+    from drpo_core.warehouse.ingest import IngestError, ingest_partition, parse_date
+
+    day = parse_date(date, "date")
+    try:
+        with open_warehouse(db or db_path(), timeout=timeout) as wh:
+            report = ingest_partition(wh, logs, day, log_root=log_root(), force=force)
+    except (IngestError, DatabaseBusyError) as err:
+        fail(str(err))
+    if report.status == "skipped_unchanged":
+        typer.echo(f"{day}: unchanged since its last ingest, skipped ({report.rows_kept:,} rows)")
+        return
+    rules = ", ".join(f"{k}={v}" for k, v in report.quarantined_by_rule.items()) or "none"
+    typer.echo(f"{day}: {report.rows_in:,} rows read, {report.rows_kept:,} kept, "
+               f"{report.rows_quarantined:,} quarantined ({rules})")
+
+
+@app.command()
+@user_errors
+def validate(
+    date: Annotated[str, typer.Option(help="the event_date to validate")],
+    db: Annotated[Path | None, typer.Option(help="DuckDB file (default $DRPO_HOME)")] = None,
+    max_quarantine_share: Annotated[float, typer.Option(help="critical limit")] = 0.05,
+    reward_max: Annotated[float | None, typer.Option(help="declared reward maximum")] = 1.0,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the writer lock")] = 30.0,
+) -> None:
+    """Validate one day with Great Expectations; exit 1 if a critical expectation fails."""
+    from drpo_core.warehouse import DatabaseBusyError, open_warehouse
+    from drpo_core.warehouse.ingest import parse_date
+    from flows.validation import ValidationConfig, validate_day
+
+    day = parse_date(date, "date")
+    config = ValidationConfig(max_quarantine_share=max_quarantine_share, reward_max=reward_max)
+    try:
+        with open_warehouse(db or db_path(), timeout=timeout) as wh:
+            outcome = validate_day(wh, day, config, gx_root(), validation_dir())
+    except DatabaseBusyError as err:
+        fail(str(err))
+    for w in outcome.warnings:
+        typer.echo(f"warning: {w}")
+    for c in outcome.critical_failures:
+        typer.echo(f"critical: {c}", err=True)
+    typer.echo(f"{day}: {'passed' if outcome.success else 'FAILED'} "
+               f"(result {outcome.result_path}, data docs {outcome.data_docs})")
+    if not outcome.success:
+        raise typer.Exit(code=1)
+
+
+@app.command(name="filter")
+@user_errors
+def filter_window(
+    start: Annotated[str, typer.Option(help="first event_date of the window")],
+    end: Annotated[str, typer.Option(help="last event_date of the window")],
+    kappa: Annotated[float, typer.Option(help="kept probability mass, in (0, 1]")] = 0.5,
+    partition_by: Annotated[str, typer.Option(help="none | event_date | segment")] = "none",
+    db: Annotated[Path | None, typer.Option(help="DuckDB file (default $DRPO_HOME)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the writer lock")] = 30.0,
+) -> None:
+    """Theorem 4.1 in SQL: the top-kappa threshold nu, kept share and CVaR per partition."""
+    from drpo_core.warehouse import DatabaseBusyError, open_warehouse
+    from drpo_core.warehouse.cvar_filter import cvar_filter
+    from drpo_core.warehouse.ingest import parse_date
+
+    first, last = parse_date(start, "start"), parse_date(end, "end")
+    try:
+        with open_warehouse(db or db_path(), timeout=timeout) as wh:
+            report = cvar_filter(wh, first, last, kappa, partition_by)
+    except DatabaseBusyError as err:
+        fail(str(err))
+    typer.echo(f"filter {report.filter_id}: {first}..{last}, kappa={kappa:g}, "
+               f"partition_by={partition_by}, {report.rows_kept:,} of {report.rows_in:,} rows")
+    typer.echo(f"{'partition':<14}{'rows':>10}{'kept':>10}{'nu':>10}{'kept share':>12}"
+               f"{'CVaR':>10}")
+    for p in report.partitions:
+        typer.echo(f"{p.partition_value:<14}{p.rows_in:>10,}{p.rows_kept:>10,}{p.nu:>10.4f}"
+                   f"{p.kept_share:>12.4f}{p.cvar:>10.4f}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,4 +1,13 @@
-"""Where the embedded defaults live: everything under ``$DRPO_HOME`` (default ``./.drpo``)."""
+"""Where the embedded defaults live: everything under ``$DRPO_HOME`` (default ``./.drpo``).
+
+| setting | environment variable | default |
+|---|---|---|
+| data directory | ``DRPO_HOME`` | ``./.drpo`` |
+| DuckDB file | ``DRPO_DB`` | ``$DRPO_HOME/warehouse.duckdb`` |
+| log root (ingest refuses paths outside it) | ``DRPO_LOG_ROOT`` | none: any path |
+| Great Expectations project | | ``$DRPO_HOME/gx`` |
+| validation results | | ``$DRPO_HOME/validation`` |
+"""
 
 from __future__ import annotations
 
@@ -11,3 +20,20 @@ DEFAULT_HOME = ".drpo"
 def drpo_home() -> Path:
     """The project's data directory: DuckDB file, logs, MLflow store, Prefect home, outputs."""
     return Path(os.environ.get("DRPO_HOME", DEFAULT_HOME)).resolve()
+
+
+def db_path() -> Path:
+    return Path(os.environ.get("DRPO_DB", drpo_home() / "warehouse.duckdb")).resolve()
+
+
+def log_root() -> Path | None:
+    root = os.environ.get("DRPO_LOG_ROOT")
+    return Path(root).resolve() if root else None
+
+
+def gx_root() -> Path:
+    return drpo_home() / "gx"
+
+
+def validation_dir() -> Path:
+    return drpo_home() / "validation"

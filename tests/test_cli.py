@@ -65,3 +65,23 @@ def test_train_bad_input(tmp_path) -> None:
              "--algorithm", "ppo")
     assert r.exit_code == 2 and "valid: drpo, drpo_exp, adaptive_bc" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_ingest_validate_filter_commands(tmp_path) -> None:
+    logs, db = tmp_path / "logs", tmp_path / "wh.duckdb"
+    assert drpo("simulate", "--out", str(logs), "--days", "2", "--rows-per-day", "500",
+                "--set", "d=4", "--set", "n_items=100", "--no-progress").exit_code == 0
+    for day in ("2026-01-01", "2026-01-02"):
+        r = drpo("ingest", "--logs", str(logs), "--date", day, "--db", str(db))
+        assert r.exit_code == 0 and "500 rows read, 500 kept, 0 quarantined" in r.output
+    r = drpo("ingest", "--logs", str(logs), "--date", "2026-01-01", "--db", str(db))
+    assert "unchanged since its last ingest, skipped" in r.output
+    r = drpo("validate", "--date", "2026-01-02", "--db", str(db))
+    assert r.exit_code == 0 and "2026-01-02: passed" in r.output
+    r = drpo("filter", "--start", "2026-01-01", "--end", "2026-01-02", "--kappa", "0.2",
+             "--partition-by", "event_date", "--db", str(db))
+    assert r.exit_code == 0 and "200 of 1,000 rows" in r.output
+    r = drpo("filter", "--start", "2026-01-02", "--end", "2026-01-01", "--db", str(db))
+    assert r.exit_code == 2 and "after its end" in r.output
+    r = drpo("ingest", "--logs", str(logs), "--date", "2026-01-09", "--db", str(db))
+    assert r.exit_code == 2 and "no partition folder" in r.output

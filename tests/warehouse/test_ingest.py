@@ -1,0 +1,182 @@
+"""Ingest: idempotent per date, bad rows to quarantine, bad files abort with nothing written."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from drpo_core.sim import LogSimulator, scenario_config
+from drpo_core.warehouse import DatabaseBusyError, open_warehouse
+from drpo_core.warehouse.ingest import IngestError, ingest_partition
+
+DAY = dt.date(2026, 2, 1)
+CFG = scenario_config("medium", d=4, n_items=100, n_users=50)
+
+
+@pytest.fixture
+def logs(tmp_path) -> Path:
+    LogSimulator(CFG).write(tmp_path / "logs", DAY, days=2, rows_per_day=200, progress=False)
+    return tmp_path / "logs"
+
+
+def day_file(logs: Path, day: dt.date = DAY) -> Path:
+    return logs / f"event_date={day.isoformat()}" / "part-0.parquet"
+
+
+def rewrite(path: Path, edit) -> None:
+    table = pq.read_table(path)
+    pq.write_table(edit(table), path)
+
+
+def set_value(table: pa.Table, column: str, row: int, value) -> pa.Table:
+    values = table.column(column).to_pylist()
+    values[row] = value
+    idx = table.schema.get_field_index(column)
+    field = table.schema.field(column).with_nullable(True)
+    return table.set_column(idx, field, pa.array(values, type=field.type))
+
+
+def snapshot(wh) -> tuple:
+    tables = ("interactions", "quarantine", "ingest_runs")
+    return tuple(wh.query(f"SELECT count(*) FROM {t}")[0][0] for t in tables)
+
+
+def test_ingest_is_idempotent_and_skips_unchanged(tmp_path, logs) -> None:
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        first = ingest_partition(wh, logs, DAY)
+        assert (first.rows_in, first.rows_kept, first.rows_quarantined) == (200, 200, 0)
+        assert ingest_partition(wh, logs, DAY).status == "skipped_unchanged"
+        again = ingest_partition(wh, logs, DAY, force=True)
+        assert again.status == "ingested"
+        ingest_partition(wh, logs, DAY + dt.timedelta(days=1))
+        counts = wh.query("SELECT event_date, count(*), count(DISTINCT event_id) "
+                          "FROM interactions GROUP BY ALL ORDER BY ALL")
+        assert counts == [(DAY, 200, 200), (DAY + dt.timedelta(days=1), 200, 200)]
+
+
+def test_bad_rows_go_to_quarantine_with_their_rule(tmp_path, logs) -> None:
+    path = day_file(logs)
+
+    def edit(t: pa.Table) -> pa.Table:
+        t = set_value(t, "reward", 0, float("nan"))
+        t = set_value(t, "user_id", 1, None)
+        t = set_value(t, "behavior_logprob", 2, 0.5)
+        t = set_value(t, "logging_policy", 3, "mystery")
+        t = set_value(t, "event_time", 4, dt.datetime(2026, 2, 2, 1, tzinfo=dt.UTC))
+        t = set_value(t, "event_id", 6, t.column("event_id")[5].as_py())
+        state = t.column("state").to_pylist()
+        state[7] = state[7][:-1]
+        state[8][0] = float("inf")
+        idx = t.schema.get_field_index("state")
+        return t.set_column(idx, "state", pa.array(state, pa.list_(pa.float32())))
+
+    rewrite(path, edit)
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        report = ingest_partition(wh, logs, DAY)
+        assert report.rows_kept == 192 and report.rows_quarantined == 8
+        rows = wh.query("SELECT source_row, rule, column_name, source_file FROM quarantine "
+                        "ORDER BY source_row")
+        assert [(r, rule, col) for r, rule, col, _ in rows] == [
+            (0, "finite", "reward"), (1, "not_null", "user_id"),
+            (2, "logprob_nonpositive", "behavior_logprob"),
+            (3, "logging_policy_allowed", "logging_policy"),
+            (4, "event_time_in_day", "event_time"), (6, "unique", "event_id"),
+            (7, "dimension", "state"), (8, "finite", "state"),
+        ]
+        assert all(src == str(path) for *_, src in rows)
+        raw = json.loads(wh.query("SELECT raw FROM quarantine WHERE source_row = 1")[0][0])
+        assert raw["user_id"] is None and raw["event_id"]
+
+
+def test_duplicate_event_id_across_files_is_quarantined(tmp_path, logs) -> None:
+    second = day_file(logs, DAY + dt.timedelta(days=1))
+    first_ids = pq.read_table(day_file(logs)).column("event_id").to_pylist()
+    rewrite(second, lambda t: set_value(t, "event_id", 0, first_ids[0]))
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        ingest_partition(wh, logs, DAY)
+        report = ingest_partition(wh, logs, DAY + dt.timedelta(days=1))
+        assert report.quarantined_by_rule == {"unique:event_id": 1}
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
+         "not a readable Parquet file"),
+        (lambda p: p.write_text("event_id,reward\n1,2\n"), "not a readable Parquet file"),
+        (lambda p: rewrite(p, lambda t: t.drop_columns(["reward"])),
+         "missing column(s) ['reward']"),
+        (lambda p: rewrite(p, lambda t: t.append_column("junk", pa.array(np.zeros(len(t))))),
+         "unexpected column(s) ['junk']"),
+    ],
+)
+def test_bad_files_abort_and_leave_the_database_as_before(tmp_path, logs, corrupt,
+                                                          message) -> None:
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        ingest_partition(wh, logs, DAY + dt.timedelta(days=1))
+        before = snapshot(wh)
+        corrupt(day_file(logs))
+        with pytest.raises(IngestError, match=message.replace("[", r"\[").replace("(", r"\(")
+                           .replace(")", r"\)").replace("]", r"\]")):
+            ingest_partition(wh, logs, DAY)
+        assert snapshot(wh) == before
+
+
+def test_a_failed_rerun_keeps_the_earlier_ingest(tmp_path, logs) -> None:
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        ingest_partition(wh, logs, DAY)
+        before = snapshot(wh)
+        rewrite(day_file(logs), lambda t: t.drop_columns(["user_id"]))
+        with pytest.raises(IngestError, match="missing column"):
+            ingest_partition(wh, logs, DAY)
+        assert snapshot(wh) == before
+
+
+def test_empty_partition_injection_and_paths_outside_the_root(tmp_path, logs) -> None:
+    empty = logs / "event_date=2026-02-05"
+    empty.mkdir()
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        with pytest.raises(IngestError, match="is empty"):
+            ingest_partition(wh, logs, "2026-02-05")
+        with pytest.raises(ValueError, match="expected a date YYYY-MM-DD"):
+            ingest_partition(wh, logs, "2026-01-01'; DROP TABLE interactions; --")
+        with pytest.raises(IngestError, match="outside the configured log root"):
+            ingest_partition(wh, logs, DAY, log_root=tmp_path / "elsewhere")
+        outside = tmp_path / "other"
+        shutil.copytree(logs, outside)
+        with pytest.raises(IngestError, match="no partition folder"):
+            ingest_partition(wh, outside, "2026-03-01")
+        rewrite(day_file(logs), lambda t: t.slice(0, 0))
+        with pytest.raises(IngestError, match="has no rows"):
+            ingest_partition(wh, logs, DAY)
+
+
+def test_a_second_writer_process_gets_a_clear_busy_error(tmp_path) -> None:
+    db = tmp_path / "wh.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from drpo_core.warehouse import open_warehouse\n"
+         "with open_warehouse(sys.argv[1]):\n    print('held', flush=True); time.sleep(30)",
+         str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = rf"database busy: .* held by pid {holder.pid}"
+        with pytest.raises(DatabaseBusyError, match=busy), open_warehouse(db, timeout=0.3):
+            pass
+        with pytest.raises(DatabaseBusyError, match="in use by another process"), \
+                open_warehouse(db, read_only=True, timeout=0.3):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with open_warehouse(db, timeout=5) as wh:  # released when the holder died
+        assert not wh.read_only
