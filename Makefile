@@ -8,13 +8,13 @@ export DRPO_HOME ?= $(CURDIR)/.drpo
 export DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_LOGGING_LEVEL ?= WARNING
 
-# The main job's size (override: make run RUN_ROWS=200000).
-RUN_DAYS ?= 7
+# The main job (override: make run RUN_ROWS=200000): simulate 8 days of logs, backfill the
+# first 7 (ingest, validate, retrain on them), then the nightly flow for the 8th.
 RUN_ROWS ?= 50000
 RUN_STEPS ?= 3000
-LOGS := $(DRPO_HOME)/logs/medium-week
-RUN_OUT := $(DRPO_HOME)/runs/drpo-medium
+LOGS := $(DRPO_HOME)/logs/live
 
 .PHONY: install run test lint bench clean
 
@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/drpo simulate --scenario medium --days $(RUN_DAYS) --rows-per-day $(RUN_ROWS) --seed 0 --out $(LOGS)
-	$(BIN)/drpo train --data $(LOGS) --algorithm drpo --steps $(RUN_STEPS) --seed 0 --output $(RUN_OUT) --overwrite
-	$(BIN)/drpo evaluate --policy $(RUN_OUT)/policy.pt --logs $(LOGS)
+	$(BIN)/drpo simulate --scenario medium --days 8 --rows-per-day $(RUN_ROWS) --seed 0 --start-date 2026-01-01 --out $(LOGS)
+	$(BIN)/drpo backfill --start 2026-01-01 --end 2026-01-07 --logs $(LOGS) --train-steps $(RUN_STEPS)
+	$(BIN)/drpo run --date 2026-01-08 --logs $(LOGS) --train-steps $(RUN_STEPS)
+	$(BIN)/drpo champion
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -115,6 +115,7 @@ class MeanActionHead(nn.Module):
         self.trunk = policy.trunk
         self.mean_head = policy.mean_head
         self.apply_relu = bool(policy.config.hidden)
+        self.out_dim = policy.d_action
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         h = self.trunk(state.float())

@@ -352,6 +352,143 @@ def filter_window(
                    f"{p.kept_share:>12.4f}{p.cvar:>10.4f}")
 
 
+def _pipeline():  # imported late: Prefect's home must be set first
+    from flows.settings import embedded_environment
+
+    embedded_environment()
+    from flows import pipeline
+
+    return pipeline
+
+
+@app.command()
+@user_errors
+def run(
+    date: Annotated[str | None, typer.Option(help="logical date (default: yesterday)")] = None,
+    logs: Annotated[Path | None, typer.Option(help="log root (default $DRPO_LOGS)")] = None,
+    window_days: Annotated[int, typer.Option(help="training days before the date")] = 7,
+    kappa: Annotated[float, typer.Option(help="SQL pre-filter kept mass (1 = none)")] = 1.0,
+    algorithm: Annotated[str, typer.Option(help="objective name")] = "drpo",
+    train_steps: Annotated[int, typer.Option(help="gradient steps")] = 3000,
+    eval_users: Annotated[int, typer.Option(help="simulator evaluation users")] = 2000,
+) -> None:
+    """Run the nightly flow once for a logical date (Prefect's embedded API)."""
+    from drpo_core.warehouse.ingest import parse_date
+
+    day = parse_date(date, "date") if date else None
+    result = _pipeline().nightly_retrain(
+        logical_date=day, logs=str(logs) if logs else None, window_days=window_days,
+        kappa=kappa, algorithm=algorithm, train_steps=train_steps, eval_users=eval_users)
+    _print_run(result)
+
+
+@app.command()
+@user_errors
+def backfill(
+    start: Annotated[str, typer.Option(help="first date, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last date, YYYY-MM-DD")],
+    retrain: Annotated[str, typer.Option(help="last | each | none")] = "last",
+    logs: Annotated[Path | None, typer.Option(help="log root (default $DRPO_LOGS)")] = None,
+    window_days: Annotated[int, typer.Option(help="training days before each date")] = 7,
+    kappa: Annotated[float, typer.Option(help="SQL pre-filter kept mass (1 = none)")] = 1.0,
+    algorithm: Annotated[str, typer.Option(help="objective name")] = "drpo",
+    train_steps: Annotated[int, typer.Option(help="gradient steps")] = 3000,
+    eval_users: Annotated[int, typer.Option(help="simulator evaluation users")] = 2000,
+) -> None:
+    """Ingest and validate a date range in order, then retrain (Prefect's embedded API)."""
+    from drpo_core.warehouse.ingest import parse_date
+
+    if retrain not in ("last", "each", "none"):
+        raise ValueError(f"retrain must be last, each or none, got {retrain!r}")
+    first, last = parse_date(start, "start"), parse_date(end, "end")
+    pipeline = _pipeline()
+    pipeline.check_range(first, last)
+    result = pipeline.backfill(
+        start=first, end=last, retrain=retrain, logs=str(logs) if logs else None,
+        window_days=window_days, kappa=kappa, algorithm=algorithm, train_steps=train_steps,
+        eval_users=eval_users)
+    typer.echo(f"backfill {first}..{last}: {result['days']} days, {result['rows']:,} rows")
+    for r in result["retrained"]:
+        _print_run(r)
+
+
+def _print_run(result: dict) -> None:
+    gate = result["gate"]
+    online = (result["evaluation"].get("online") or {})
+    typer.echo(
+        f"{result['logical_date']}: version {result['version']} "
+        f"({'new' if result['created'] else 'reused'}), online reward "
+        f"{online.get('mean_reward', float('nan')):.4f}, DR "
+        f"{result['evaluation']['off_policy']['dr']:.4f}; gate: "
+        f"{'promoted' if gate['promoted'] else 'not promoted'} ({gate['reason']}); "
+        f"champion: version {gate.get('champion')}")
+
+
+@app.command()
+@user_errors
+def promote(version: Annotated[int, typer.Option(help="model version to make champion")]) -> None:
+    """Move the champion alias to a registered version by hand."""
+    from flows import registry
+
+    client = registry.configure()
+    previous = registry.promote(client, version, reason="manual (drpo promote)")
+    typer.echo(f"champion: version {version} (was {previous})")
+
+
+@app.command()
+@user_errors
+def rollback() -> None:
+    """Move the champion alias back to the previous champion."""
+    from flows import registry
+
+    client = registry.configure()
+    current, previous = registry.rollback(client)
+    typer.echo(f"champion: version {previous} (rolled back from {current})")
+
+
+@app.command()
+@user_errors
+def champion() -> None:
+    """Show the champion version, its metrics, and how to open the UIs."""
+    from flows import registry
+
+    client = registry.configure()
+    mv = registry.alias_version(client, registry.CHAMPION)
+    if mv is None:
+        fail(f"{registry.MODEL_NAME} has no champion yet")
+    typer.echo(f"champion: {registry.MODEL_NAME} version {mv.version} "
+               f"(logical date {mv.tags.get('logical_date')}, algorithm "
+               f"{mv.tags.get('algorithm')}, data {mv.tags.get('data_hash')})")
+    for key, value in sorted(mv.tags.items()):
+        if key.startswith("eval."):
+            typer.echo(f"  {key.removeprefix('eval.')}: {value}")
+    home = drpo_home()
+    typer.echo("open the UIs:")
+    typer.echo(f"  mlflow ui --backend-store-uri sqlite:///{home / 'mlflow.db'} --port 5055")
+    typer.echo(f"  PREFECT_HOME={home / 'prefect'} prefect server start --port 4200")
+
+
+@app.command()
+@user_errors
+def serve(
+    timezone: Annotated[str, typer.Option(help="time zone of the nightly cron")] = "UTC",
+    cron: Annotated[str, typer.Option(help="nightly schedule")] = "0 2 * * *",
+    limit: Annotated[int, typer.Option(help="flow runs at once (one DuckDB writer)")] = 1,
+) -> None:
+    """Serve the nightly (cron) and backfill deployments; needs PREFECT_API_URL."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except zoneinfo.ZoneInfoNotFoundError:
+        raise ValueError(f"timezone: unknown time zone {timezone!r}") from None
+    _pipeline()
+    from flows.serve import serve_all
+
+    typer.echo(f"serving nightly_retrain/nightly ({cron}, {timezone}) and backfill/backfill")
+    serve_all(timezone, cron, limit)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -5,6 +5,9 @@
 | data directory | ``DRPO_HOME`` | ``./.drpo`` |
 | DuckDB file | ``DRPO_DB`` | ``$DRPO_HOME/warehouse.duckdb`` |
 | log root (ingest refuses paths outside it) | ``DRPO_LOG_ROOT`` | none: any path |
+| logs the flows read by default | ``DRPO_LOGS`` | ``$DRPO_HOME/logs/live`` |
+| Prefect home (ephemeral API, results) | ``PREFECT_HOME`` | ``$DRPO_HOME/prefect`` |
+| MLflow tracking and registry | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$DRPO_HOME/mlflow.db`` |
 | Great Expectations project | | ``$DRPO_HOME/gx`` |
 | validation results | | ``$DRPO_HOME/validation`` |
 """
@@ -37,3 +40,17 @@ def gx_root() -> Path:
 
 def validation_dir() -> Path:
     return drpo_home() / "validation"
+
+
+def logs_dir() -> Path:
+    return Path(os.environ.get("DRPO_LOGS", drpo_home() / "logs" / "live")).resolve()
+
+
+def embedded_environment() -> None:
+    """Defaults for running flows in-process: Prefect's home under DRPO_HOME, telemetry off."""
+    home = drpo_home()
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home / "inductor"))

@@ -95,6 +95,12 @@ class Warehouse:
                              [("d_state", str(d_state)), ("d_action", str(d_action))])
 
 
+def memory_limit() -> str:
+    """DuckDB's buffer-pool cap (it spills beyond): ``DRPO_DUCKDB_MEMORY_LIMIT``, default 1.5GB,
+    so the whole ingest -> filter -> export path stays well inside a 2-core, small-RAM box."""
+    return os.environ.get("DRPO_DUCKDB_MEMORY_LIMIT", "1.5GB")
+
+
 def _connect(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
     """duckdb.connect, waiting up to ``timeout`` s while another process holds the file."""
     deadline = time.monotonic() + timeout
@@ -102,6 +108,8 @@ def _connect(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConn
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")
+            con.execute("SET memory_limit = $limit", {"limit": memory_limit()})
             return con
         except duckdb.IOException as err:
             if "lock" not in str(err).lower():

@@ -24,7 +24,7 @@ _COLUMNS = "i.state, i.action, i.reward, i.behavior_logprob"
 def window_query(filtered: bool) -> str:
     if filtered:  # the rows kept by cvar_filter, with their weights (same connection)
         return (f"SELECT {_COLUMNS}, f.weight FROM interactions i JOIN filter_weights f "
-                "USING (event_id) WHERE i.event_date BETWEEN $start AND $end "
+                "ON i.rowid = f.row_id WHERE i.event_date BETWEEN $start AND $end "
                 "ORDER BY i.event_date, i.event_id")
     return (f"SELECT {_COLUMNS}, 1.0 AS weight FROM interactions i "
             "WHERE i.event_date BETWEEN $start AND $end ORDER BY i.event_date, i.event_id")

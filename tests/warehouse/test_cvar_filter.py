@@ -49,7 +49,8 @@ def load(wh, reward: np.ndarray, dates: list[dt.date] | None = None) -> None:
 
 
 def sql_weights(wh) -> dict[str, float]:
-    return dict(wh.query("SELECT event_id, weight FROM filter_weights"))
+    return dict(wh.query("SELECT i.event_id, f.weight FROM filter_weights f "
+                         "JOIN interactions i ON i.rowid = f.row_id"))
 
 
 rewards = st.one_of(
