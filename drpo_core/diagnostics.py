@@ -102,8 +102,10 @@ class PolicyHealth:
 
 
 def policy_health(history: list[dict[str, float]], policy_config: PolicyConfig,
-                  floor_margin: float = 0.05) -> PolicyHealth:
-    """Collapse signals from a training history: non-finite values, sigma pinned at a bound."""
+                  floor_margin: float = 0.25, max_mean_ratio: float = 10.0) -> PolicyHealth:
+    """Collapse signals from a training history: non-finite values, sigma pinned at (within
+    ``floor_margin`` in log space of) a bound, or the mean action pushed ``max_mean_ratio``
+    times further out than the logged actions (repulsion, Sec. 3)."""
     import math
 
     reasons = []
@@ -121,5 +123,10 @@ def policy_health(history: list[dict[str, float]], policy_config: PolicyConfig,
             reasons.append(f"sigma exploded to its ceiling ({sigma_final:.3g} >= {hi:.3g})")
     else:
         reasons.append("no sigma recorded")
+    last = history[-1] if history else {}
+    if "policy/mean_norm" in last and "data/action_norm" in last:
+        ratio = last["policy/mean_norm"] / max(last["data/action_norm"], 1e-12)
+        if ratio > max_mean_ratio:
+            reasons.append(f"mean action exploded ({ratio:.3g}x the logged action norm)")
     return PolicyHealth(not reasons, finite, sigma_final, min(sigmas, default=float("nan")),
                         tuple(reasons))

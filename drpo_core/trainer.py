@@ -175,6 +175,9 @@ class Trainer:
         if len(self.pool) == 0:
             raise ValueError(f"{config.algorithm}: no rows left after its dataset filter")
         self._pool_cdf = _sampling_cdf(self.data.weight, self.pool)
+        probe = self.pool[:256]  # fixed rows for the collapse monitor (diagnostics.py)
+        self._probe_states = self.data.state[probe]
+        self._action_norm = self.data.action[probe].norm(dim=1).mean()
         self.history: list[dict[str, float]] = []
         self.step = 0
         self._model: torch.nn.Module = self.objective
@@ -316,6 +319,10 @@ class Trainer:
     def _log(self, losses: torch.Tensor, sums: dict[str, torch.Tensor], n: int,
              first_step: int) -> None:
         policy_metrics = self.objective.policy_metrics()
+        with torch.no_grad():
+            policy_metrics["policy/mean_norm"] = self.policy(self._probe_states).norm(
+                dim=1).mean()
+        policy_metrics["data/action_norm"] = self._action_norm
         values = torch.stack([losses.mean(), *(v / n for v in sums.values()),
                               *policy_metrics.values()]).cpu().tolist()
         finite = torch.isfinite(losses).cpu()

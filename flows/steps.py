@@ -216,7 +216,7 @@ def register(logical_date: dt.date, train_step: TrainStep, window: WindowResult,
         "validation": "passed" if validation.get("success") else "failed",
         "algorithm": train_step.config["algorithm"],
         "healthy": str(train_step.health.get("healthy")),
-        **{f"eval.{k}": f"{v:.6g}" for k, v in metrics.items() if k.startswith("eval/")
+        **{k: f"{v:.6g}" for k, v in metrics.items() if k.startswith("eval/")
            and isinstance(v, float)},
     }
     tags = {k.replace("/", "."): v for k, v in tags.items()}

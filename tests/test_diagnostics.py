@@ -41,3 +41,6 @@ def test_policy_health_flags_collapse() -> None:
     assert not floor.healthy and "floor" in floor.reasons[0]
     nan = policy_health([{"policy/sigma": 0.3, "losses/total": float("nan")}], cfg)
     assert not nan.healthy and not nan.finite
+    repelled = policy_health([{"policy/sigma": 0.2, "policy/mean_norm": 50.0,
+                               "data/action_norm": 1.0}], cfg)
+    assert not repelled.healthy and "mean action exploded" in repelled.reasons[0]

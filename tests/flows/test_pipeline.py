@@ -1,0 +1,107 @@
+"""End to end: Prefect flows on a temporary API, a real MLflow SQLite store, a DuckDB file."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flows import pipeline, registry
+from flows.steps import ValidationFailedError
+from tests.flows.conftest import FIRST_DAY
+
+DAY2, DAY3 = FIRST_DAY + dt.timedelta(days=1), FIRST_DAY + dt.timedelta(days=2)
+FAST = {"train_steps": 200, "batch_size": 64, "eval_users": 300, "window_days": 2}
+
+
+def versions(client) -> dict[int, dict[str, str]]:
+    return {int(v.version): v.tags for v in
+            client.search_model_versions(f"name = '{registry.MODEL_NAME}'")}
+
+
+def alias(client, name: str) -> int | None:
+    mv = registry.alias_version(client, name)
+    return None if mv is None else int(mv.version)
+
+
+def test_backfill_then_nightly_registers_versions_with_aliases_and_tags(prefect_api, home):
+    first = pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="last", **FAST)
+    assert first["days"] == 2 and first["rows"] == 3000
+    assert first["retrained"][0]["gate"]["promoted"]  # the first healthy version: champion
+    client = registry.configure()
+    assert alias(client, "champion") == 1 and alias(client, "challenger") == 1
+
+    night = pipeline.nightly_retrain(logical_date=DAY3, **FAST)
+    assert night["version"] == 2 and night["created"]
+    tags = versions(client)[2]
+    assert tags["logical_date"] == "2026-01-03"
+    assert tags["window"] == "2026-01-01..2026-01-02"
+    assert tags["kappa"] == "1.0" and tags["validation"] == "passed"
+    assert len(tags["data_hash"]) == 16 and len(tags["sql_hash"]) == 16 and tags["git_sha"]
+    assert float(tags["eval.online_mean_reward"]) > 0
+    assert alias(client, "challenger") == 2
+    expected_champion = 2 if night["gate"]["promoted"] else 1
+    assert alias(client, "champion") == expected_champion
+
+    again = pipeline.nightly_retrain(logical_date=DAY3, **FAST)  # same date, same data
+    assert again["version"] == 2 and not again["created"]
+    assert sorted(versions(client)) == [1, 2]
+
+
+def test_gate_keeps_a_worse_challenger_and_never_promotes_a_collapsed_one(prefect_api, home):
+    pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="last", **FAST)
+    client = registry.configure()
+    assert alias(client, "champion") == 1
+    worse = pipeline.nightly_retrain(logical_date=DAY3, **(FAST | {"train_steps": 5}))
+    assert not worse["gate"]["promoted"] and "does not beat" in worse["gate"]["reason"]
+    collapsed = pipeline.nightly_retrain(
+        logical_date=DAY3, algorithm="apg", **(FAST | {"train_steps": 4000}))
+    assert not collapsed["gate"]["promoted"]
+    assert "unhealthy" in collapsed["gate"]["reason"]
+    assert alias(client, "champion") == 1
+    assert alias(client, "challenger") == worse["version"]  # unhealthy: no challenger alias
+
+
+def test_validation_failure_stops_before_training_and_moves_no_alias(prefect_api, home):
+    pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="last", **FAST)
+    path = home / "logs" / "live" / f"event_date={DAY3.isoformat()}" / "part-0.parquet"
+    table = pq.read_table(path)
+    rewards = table.column("reward").to_pylist()
+    rewards[:300] = [float("nan")] * 300  # 20 % of the day is quarantined
+    pq.write_table(table.set_column(table.schema.get_field_index("reward"), "reward",
+                                    pa.array(rewards, pa.float64())), path)
+    with pytest.raises(ValidationFailedError, match="quarantine_share"):
+        pipeline.nightly_retrain(logical_date=DAY3, **FAST)
+    client = registry.configure()
+    assert sorted(versions(client)) == [1]
+    assert alias(client, "champion") == 1
+    assert not (home / "runs" / DAY3.isoformat()).exists()
+
+
+def test_unreachable_mlflow_is_retried_then_fails_and_a_rerun_registers_once(
+        prefect_api, home, monkeypatch):
+    pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="none", **FAST)
+    monkeypatch.setattr(pipeline, "register_task",
+                        pipeline.register_task.with_options(retry_delay_seconds=0))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with pytest.raises(Exception, match=r"127\.0\.0\.1:9|Connection|connect"):
+        pipeline.nightly_retrain(logical_date=DAY3, **FAST)
+    runs = list((home / "runs" / DAY3.isoformat()).iterdir())
+    assert len(runs) == 1 and (runs[0] / "policy.pt").exists()  # the local run survives
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    result = pipeline.nightly_retrain(logical_date=DAY3, **FAST)
+    assert result["version"] == 1 and result["created"]
+    assert sorted(versions(registry.configure())) == [1]
+
+
+@pytest.mark.parametrize(("start", "end", "message"), [
+    (DAY2, FIRST_DAY, "is after its end"),
+    (FIRST_DAY, dt.date(2999, 1, 1), "is not in the past"),
+])
+def test_backfill_range_is_checked(start, end, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        pipeline.check_range(start, end)
