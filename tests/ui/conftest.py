@@ -1,0 +1,1 @@
+from tests.flows.conftest import home, mlflow_template  # noqa: F401  (shared fixtures)
