@@ -165,7 +165,23 @@ def nightly_retrain(
     tail_tolerance: float = 0.01,
     timezone: str = "UTC",
 ) -> dict[str, Any]:
-    """Ingest and validate the logical date, then retrain on the window before it."""
+    """Ingest and validate the logical date, then retrain on the window before it.
+
+    Args:
+        logical_date: the day whose logs arrived (default: yesterday in `timezone`).
+        logs: log root with event_date=YYYY-MM-DD folders (default: $DRPO_LOGS).
+        window_days: training days before the logical date (the logical date is held out).
+        kappa: kept probability mass of the SQL pre-filter (Theorem 4.1); 1 keeps every row.
+        partition_by: compute the kappa cut per event_date, per user segment, or globally.
+        algorithm: training objective (DRPO is Algorithm 1 of the paper).
+        train_steps: gradient steps.
+        batch_size: global mini-batch size (the paper's N = 320).
+        seed: seed of weights and sampling.
+        eval_users: simulator users for the online score.
+        min_improvement: score margin a challenger needs over the champion.
+        tail_tolerance: allowed drop of the lower-tail CVaR against the champion.
+        timezone: time zone that defines "yesterday".
+    """
     day = logical_date or yesterday(timezone)
     if window_days <= 0:
         raise ValueError(f"window_days must be positive, got {window_days}")
@@ -203,7 +219,24 @@ def backfill(
     min_improvement: float = 0.0,
     tail_tolerance: float = 0.01,
 ) -> dict[str, Any]:
-    """Ingest and validate every date in [start, end] in order, then retrain as asked."""
+    """Ingest and validate every date in [start, end] in order, then retrain as asked.
+
+    Args:
+        start: first date to ingest and validate.
+        end: last date (must be in the past).
+        retrain: train for the last date only, for each date, or not at all.
+        logs: log root with event_date=YYYY-MM-DD folders (default: $DRPO_LOGS).
+        window_days: training days before each retrained date.
+        kappa: kept probability mass of the SQL pre-filter (Theorem 4.1); 1 keeps every row.
+        partition_by: compute the kappa cut per event_date, per user segment, or globally.
+        algorithm: training objective (DRPO is Algorithm 1 of the paper).
+        train_steps: gradient steps.
+        batch_size: global mini-batch size (the paper's N = 320).
+        seed: seed of weights and sampling.
+        eval_users: simulator users for the online score.
+        min_improvement: score margin a challenger needs over the champion.
+        tail_tolerance: allowed drop of the lower-tail CVaR against the champion.
+    """
     check_range(start, end)
     logs = logs or str(logs_dir())
     days = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]

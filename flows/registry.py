@@ -3,6 +3,10 @@
 Defaults are embedded: tracking and registry on ``sqlite:///$DRPO_HOME/mlflow.db`` with a local
 artifact root; ``MLFLOW_TRACKING_URI`` points everything at a server instead.
 
+Metrics: the training history (every logged step) is sent after training in batches of 1000
+through ``log_batch``, not one call per value, and not during training: an MLflow outage must
+not stop a training run, whose checkpoint and policy stay on disk until registration succeeds.
+
 Idempotency: every registration carries a ``run_key`` tag (hash of logical date, data and
 config); registering a key that already has a version returns that version instead of adding one.
 Promotion moves the ``champion`` alias and records the previous champion in the new champion's
@@ -27,6 +31,7 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when the user set it, else the SQLite store under DRPO_HOME."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{drpo_home() / 'mlflow.db'}"
 
 
@@ -37,8 +42,14 @@ def configure() -> Any:
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = tracking_uri()
+    user_setting = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that, so a later
+    # DRPO_HOME (or a child process) does not inherit this store as if a user had chosen it
+    if user_setting is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
     client = MlflowClient(uri, uri)
     if client.get_experiment_by_name(EXPERIMENT) is None:
         artifacts = (drpo_home() / "mlartifacts").resolve()
@@ -46,22 +57,6 @@ def configure() -> Any:
         client.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
     return client
-
-
-class MetricsBatcher:
-    """Trainer callback: one ``log_batch`` call per log step (not one call per value)."""
-
-    def __init__(self, client: Any, run_id: str) -> None:
-        self.client, self.run_id = client, run_id
-
-    def on_log(self, step: int, metrics: dict[str, float]) -> None:
-        import time
-
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[
-            Metric(key, float(value), now, step) for key, value in metrics.items()])
 
 
 @dataclass(frozen=True)

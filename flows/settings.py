@@ -50,6 +50,7 @@ def embedded_environment() -> None:
     """Defaults for running flows in-process: Prefect's home under DRPO_HOME, telemetry off."""
     home = drpo_home()
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

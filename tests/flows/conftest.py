@@ -53,7 +53,6 @@ def home(mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     home.mkdir()
     shutil.copy(mlflow_template, home / "mlflow.db")
     monkeypatch.setenv("DRPO_HOME", str(home))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     LogSimulator(scenario_config("medium", **SMALL_WORLD)).write(
         home / "logs" / "live", FIRST_DAY, days=3, rows_per_day=1500, progress=False)
     return home

@@ -21,6 +21,10 @@ def versions(client) -> dict[int, dict[str, str]]:
             client.search_model_versions(f"name = '{registry.MODEL_NAME}'")}
 
 
+def versions_run_id(client, version: int) -> str:
+    return client.get_model_version(registry.MODEL_NAME, str(version)).run_id
+
+
 def alias(client, name: str) -> int | None:
     mv = registry.alias_version(client, name)
     return None if mv is None else int(mv.version)
@@ -48,6 +52,14 @@ def test_backfill_then_nightly_registers_versions_with_aliases_and_tags(prefect_
     again = pipeline.nightly_retrain(logical_date=DAY3, **FAST)  # same date, same data
     assert again["version"] == 2 and not again["created"]
     assert sorted(versions(client)) == [1, 2]
+    history = client.get_metric_history(versions_run_id(client, 2), "losses/total")
+    assert [int(m.step) for m in history] == [100, 200]  # every logged step, batched
+
+    registry.promote(client, 2, reason="test")
+    registry.promote(client, 1, reason="test")
+    assert alias(client, "champion") == 1
+    assert registry.rollback(client) == (1, 2)
+    assert alias(client, "champion") == 2
 
 
 def test_gate_keeps_a_worse_challenger_and_never_promotes_a_collapsed_one(prefect_api, home):
@@ -105,3 +117,14 @@ def test_unreachable_mlflow_is_retried_then_fails_and_a_rerun_registers_once(
 def test_backfill_range_is_checked(start, end, message) -> None:
     with pytest.raises(ValueError, match=message):
         pipeline.check_range(start, end)
+
+
+def test_each_drpo_home_gets_its_own_mlflow_store(tmp_path, monkeypatch) -> None:
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI; a later home must not inherit it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for name in ("a", "b"):
+        monkeypatch.setenv("DRPO_HOME", str(tmp_path / name))
+        registry.configure()
+        assert registry.tracking_uri() == f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5055")
+    assert registry.tracking_uri() == "http://127.0.0.1:5055"  # a user's setting wins
