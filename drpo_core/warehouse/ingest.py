@@ -51,12 +51,29 @@ def parse_date(value: dt.date | str, name: str = "event_date") -> dt.date:
         raise ValueError(f"{name}: expected a date YYYY-MM-DD, got {value!r}") from None
 
 
-def partition_files(logs: Path | str, event_date: dt.date, log_root: Path | None = None
-                    ) -> list[str]:
-    """The Parquet files of ``logs/event_date=YYYY-MM-DD/`` (local folders)."""
-    if str(logs).startswith(URL_SCHEMES):
-        raise IngestError(f"{logs}: object-store URLs are read by DuckDB's httpfs; list the "
-                          "partition's files explicitly (not supported by this command yet)")
+def is_url(path: Path | str) -> bool:
+    return str(path).startswith(URL_SCHEMES)
+
+
+def partition_files(logs: Path | str, event_date: dt.date, log_root: Path | str | None = None,
+                    wh: Warehouse | None = None) -> list[str]:
+    """The Parquet files of ``logs/event_date=YYYY-MM-DD/``: a local folder, or an object-store
+    prefix listed by DuckDB's ``glob`` (its httpfs extension and credentials must be set up)."""
+    if is_url(logs):
+        prefix = str(logs).rstrip("/")
+        if log_root is not None and not prefix.startswith(str(log_root).rstrip("/")):
+            raise IngestError(f"{prefix} is outside the configured log root {log_root}")
+        if wh is None:
+            raise IngestError(f"{prefix}: listing an object store needs a DuckDB connection")
+        pattern = f"{prefix}/event_date={event_date.isoformat()}/*.parquet"
+        try:
+            files = [r[0] for r in wh.query("SELECT file FROM glob($p) ORDER BY file",
+                                            {"p": pattern})]
+        except Exception as err:
+            raise IngestError(f"cannot list {pattern} ({err})") from None
+        if not files:
+            raise IngestError(f"no Parquet files match {pattern}")
+        return files
     logs = Path(logs).resolve()
     if log_root is not None and not logs.is_relative_to(Path(log_root).resolve()):
         raise IngestError(f"{logs} is outside the configured log root {Path(log_root).resolve()}")
@@ -93,6 +110,33 @@ def check_file(path: str) -> tuple[int | None, int | None, int]:
     return d_state, d_action, meta.num_rows
 
 
+def check_file_duckdb(wh: Warehouse, path: str) -> tuple[int | None, int | None, int]:
+    """``check_file`` through DuckDB, for files pyarrow cannot open (object stores)."""
+    try:
+        columns = [r[0] for r in wh.query("DESCRIBE SELECT * FROM read_parquet($f)", {"f": path})]
+        rows = wh.query("SELECT num_rows FROM parquet_file_metadata($f)", {"f": path})[0][0]
+        meta = dict(wh.query("SELECT decode(key), decode(value) FROM parquet_kv_metadata($f)",
+                             {"f": path}))
+    except Exception as err:
+        raise IngestError(f"{path}: not a readable Parquet file ({err})") from None
+    missing = [c for c in COLUMNS if c not in columns]
+    extra = [c for c in columns if c not in COLUMNS]
+    if missing:
+        raise IngestError(f"{path}: missing column(s) {missing}; the log contract has {COLUMNS}")
+    if extra:
+        raise IngestError(f"{path}: unexpected column(s) {extra}; the log contract has {COLUMNS}")
+    d_state, d_action = meta.get("drpo.d_state"), meta.get("drpo.d_action")
+    return (int(d_state) if d_state else None, int(d_action) if d_action else None, int(rows))
+
+
+def footer_hash(wh: Warehouse, files: list[str]) -> str:
+    """Content fingerprint of remote files from their Parquet footers (name, size, rows,
+    footer size, writer), so an unchanged object-store partition is skipped too."""
+    rows = wh.query("SELECT file_name, file_size_bytes, num_rows, footer_size, created_by "
+                    "FROM parquet_file_metadata($f) ORDER BY file_name", {"f": files})
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
 def content_hash(files: list[str]) -> str:
     h = hashlib.sha256()
     for f in files:
@@ -114,13 +158,14 @@ def ingest_partition(
     force: bool = False,
 ) -> IngestReport:
     date = parse_date(event_date)
-    files = partition_files(logs, date, log_root)
-    declared = [check_file(f) for f in files]
+    remote = is_url(logs)
+    files = partition_files(logs, date, log_root, wh)
+    declared = [check_file_duckdb(wh, f) if remote else check_file(f) for f in files]
     if sum(rows for _, _, rows in declared) == 0:
         raise IngestError(f"partition {date} has no rows ({', '.join(files)})")
     dims = _dims(wh, files, declared)
     wh.ensure_schema(*dims)
-    digest = content_hash(files)
+    digest = footer_hash(wh, files) if remote else content_hash(files)
     last = wh.query("SELECT content_hash FROM ingest_runs WHERE event_date = $d "
                     "ORDER BY finished_at DESC LIMIT 1", {"d": date})
     started = dt.datetime.now(dt.UTC)

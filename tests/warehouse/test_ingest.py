@@ -180,3 +180,19 @@ def test_a_second_writer_process_gets_a_clear_busy_error(tmp_path) -> None:
         holder.wait()
     with open_warehouse(db, timeout=5) as wh:  # released when the holder died
         assert not wh.read_only
+
+
+def test_duckdb_file_inspection_used_for_object_stores(tmp_path, logs) -> None:
+    """The object-store path inspects files through DuckDB; it is path-agnostic, so it is
+    checked here on local files (no object store is reachable from the tests)."""
+    from drpo_core.warehouse.ingest import check_file, check_file_duckdb, footer_hash
+
+    path = str(day_file(logs))
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        assert check_file_duckdb(wh, path) == check_file(path) == (4, 4, 200)
+        assert footer_hash(wh, [path]) == footer_hash(wh, [path])
+        rewrite(day_file(logs), lambda t: t.drop_columns(["reward"]))
+        with pytest.raises(IngestError, match=r"missing column\(s\) \['reward'\]"):
+            check_file_duckdb(wh, path)
+        with pytest.raises(IngestError, match="outside the configured log root"):
+            ingest_partition(wh, "s3://other-bucket/logs", DAY, log_root="s3://logs-bucket")
