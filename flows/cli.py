@@ -489,6 +489,24 @@ def serve(
     serve_all(timezone, cron, limit)
 
 
+@app.command()
+@user_errors
+def reproduce(
+    output: Annotated[Path, typer.Option(help="folder for results.json, tables.md, PNGs")],
+    quick: Annotated[bool, typer.Option(help="the small study (CI): about a minute")] = False,
+    only: Annotated[
+        list[str] | None, typer.Option(help="run only these parts (table1, rq1)")
+    ] = None,
+) -> None:
+    """Reproduce the paper's tables and figures on the simulator (multi-seed, 95% CIs)."""
+    from drpo_core.experiments.runner import reproduce as run_study
+
+    result = run_study(output, quick=quick, only=only)
+    typer.echo((output / "tables.md").read_text())
+    typer.echo(f"wrote {output / 'results.json'} in "
+               f"{sum(result['seconds'].values()):.0f} s")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -1,0 +1,1 @@
+"""The reproduction study of the paper's tables and figures (``drpo reproduce``)."""

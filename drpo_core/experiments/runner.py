@@ -1,0 +1,40 @@
+"""``drpo reproduce``: run the study's parts and write JSON, markdown tables and figures.
+
+Done so far: Table 1 (RQ2) and Fig. 2 (RQ1). Still to come (issue: reproduce the paper):
+Fig. 3 noise injection, Table 2 ablation, App. K fixed ratios, Fig. 4 offline-to-online and the
+SQL kappa sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from drpo_core.experiments import rq1, table1
+from drpo_core.experiments.study import FULL, QUICK, StudySize
+
+PARTS = {"table1": table1, "rq1": rq1}
+
+
+def reproduce(output: Path, quick: bool = False, only: list[str] | None = None,
+              size: StudySize | None = None) -> dict[str, Any]:
+    size = size or (QUICK if quick else FULL)
+    unknown = sorted(set(only or []) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown study part(s) {unknown}; valid: {', '.join(PARTS)}")
+    output.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"size": size.model_dump(), "quick": quick, "seconds": {}}
+    sections = []
+    for name, module in PARTS.items():
+        if only and name not in only:
+            continue
+        started = time.perf_counter()
+        part = module.run(size, output) if name == "rq1" else module.run(size)
+        results.update(part)
+        results["seconds"][name] = time.perf_counter() - started
+        sections.append(f"## {name}\n\n{module.markdown(part)}\n")
+    (output / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (output / "tables.md").write_text("\n".join(sections))
+    return results
