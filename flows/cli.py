@@ -495,7 +495,9 @@ def reproduce(
     output: Annotated[Path, typer.Option(help="folder for results.json, tables.md, PNGs")],
     quick: Annotated[bool, typer.Option(help="the small study (CI): about a minute")] = False,
     only: Annotated[
-        list[str] | None, typer.Option(help="run only these parts (table1, rq1)")
+        list[str] | None,
+        typer.Option(help="only these parts: table1, rq1, noise, ablation, fixed_ratios, "
+                          "kappa_sweep"),
     ] = None,
 ) -> None:
     """Reproduce the paper's tables and figures on the simulator (multi-seed, 95% CIs)."""

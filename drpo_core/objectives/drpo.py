@@ -23,7 +23,7 @@ Choices where the paper is silent or contradicts itself (digest §10.3-10.4, §1
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -46,6 +46,10 @@ class DRPOConfig(ObjectiveConfig):
     controller: ControllerConfig = Field(default_factory=ControllerConfig,
                                          description="variance feedback control of P")
     eps: float = Field(1e-8, gt=0.0, description="epsilon of the advantage normalisation")
+    baseline: Literal["min_top", "mean_top"] = Field(
+        "min_top",
+        description="nu = min(r_top) (Algorithm 1) or the ablation's plain advantage "
+        "r - mean(r_top), whose kept rows can be negative (Table 2, row 1)")
 
 
 class DRPOExpConfig(DRPOConfig):
@@ -88,9 +92,11 @@ class DRPO(_FilteredObjective):
 
     def weights(self, reward: torch.Tensor, mask: torch.Tensor, nu: torch.Tensor
                 ) -> torch.Tensor:
-        advantage = torch.where(mask, reward - nu, torch.zeros_like(reward))  # >= 0 (step 5)
         kept = mask.to(reward.dtype)
         count = kept.sum().clamp(min=1.0)
+        if self.config.baseline == "mean_top":  # ablation only: centred, repulsive terms back
+            nu = (reward * kept).sum() / count
+        advantage = torch.where(mask, reward - nu, torch.zeros_like(reward))  # >= 0 (step 5)
         mean = (advantage * kept).sum() / count
         std = torch.sqrt(((advantage - mean) ** 2 * kept).sum() / count)
         return advantage / (std + self.config.eps)  # scale only, no centring

@@ -14,7 +14,7 @@ TINY = StudySize(seeds=2, rows=1500, steps=60, eval_users=100, d=8, n_items=200)
 
 
 def test_runner_writes_table1_and_rq1(tmp_path) -> None:
-    result = reproduce(tmp_path, size=TINY)
+    result = reproduce(tmp_path, size=TINY, only=["table1", "rq1"])
     rows = result["table1"]
     assert len(rows) == 2 * len(table1.ALGORITHMS)
     assert {(r["scenario"], r["algorithm"]) for r in rows} == {
@@ -34,3 +34,16 @@ def test_unknown_part_and_confidence_interval() -> None:
         reproduce(__import__("pathlib").Path("/nonexistent"), only=["fig9"])
     mean, half = mean_ci([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / 3**0.5)
+
+
+def test_noise_ablation_fixed_ratios_and_kappa_sweep_shapes(tmp_path) -> None:
+    one = TINY.model_copy(update={"seeds": 2, "rows": 800, "steps": 30, "eval_users": 60})
+    result = reproduce(tmp_path, size=one, only=["noise", "ablation", "fixed_ratios",
+                                                  "kappa_sweep"])
+    assert len(result["noise"]) == 6 * 5 and len(result["ablation"]) == 4
+    assert len(result["fixed_ratios"]) == 3 * 3 * 2
+    assert {(r["scenario"], r["kappa"]) for r in result["kappa_sweep"]} == {
+        (s, k) for s in ("medium", "extreme") for k in (0.1, 0.25, 0.5, 0.75, 1.0)}
+    text = (tmp_path / "tables.md").read_text()
+    for part in ("noise", "ablation", "fixed_ratios", "kappa_sweep"):
+        assert f"## {part}" in text

@@ -1,0 +1,53 @@
+"""App. K: fixed kept ratios 5 % / 40 % / 100 % x reward noise x policy noise.
+
+"Policy noise" is read as the expert's softmax temperature (digest §5, an assumption).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drpo_core.experiments.study import StudySize, make_scenario, mean_ci, train_and_score
+
+RATIOS = (0.05, 0.4, 1.0)
+REWARD_NOISE = (0.0, 0.5, 1.0)
+POLICY_NOISE = (0.1, 0.5)
+PAPER = {  # (policy noise, reward noise) -> eCPM at 5 %, 40 %, 100 %
+    (0.1, 0.0): (1.69, 1.69, 1.35), (0.1, 0.5): (1.29, 1.29, 1.20),
+    (0.1, 1.0): (1.06, 1.06, 1.13), (0.5, 0.0): (1.63, 1.63, 1.59),
+    (0.5, 0.5): (1.13, 1.13, 1.04), (0.5, 1.0): (0.87, 0.87, 0.93)}
+
+
+def run(size: StudySize) -> dict[str, Any]:
+    values: dict[tuple[float, float, float], list[float]] = {}
+    for seed in range(size.seeds):
+        for policy_noise in POLICY_NOISE:
+            for reward_noise in REWARD_NOISE:
+                scenario = make_scenario("medium", size, seed, reward_noise=reward_noise,
+                                         expert_temperature=policy_noise)
+                for ratio in RATIOS:
+                    objective = {"controller": {"initial_keep_share": ratio,
+                                                "adaptive": False}}
+                    cell = train_and_score(scenario, "drpo", size, seed, objective)
+                    values.setdefault((policy_noise, reward_noise, ratio), []).append(
+                        cell.ecpm)
+    rows = []
+    for (policy_noise, reward_noise, ratio), v in values.items():
+        ecpm, ci = mean_ci(v)
+        rows.append({"policy_noise": policy_noise, "reward_noise": reward_noise,
+                     "keep_share": ratio, "ecpm": ecpm, "ecpm_ci": ci,
+                     "paper_ecpm": PAPER[(policy_noise, reward_noise)][RATIOS.index(ratio)]})
+    return {"fixed_ratios": rows}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["| policy noise | reward noise | top 5 % | top 40 % | 100 % |",
+             "|---|---|---|---|---|"]
+    by = {(r["policy_noise"], r["reward_noise"], r["keep_share"]): r
+          for r in result["fixed_ratios"]}
+    for pn in POLICY_NOISE:
+        for rn in REWARD_NOISE:
+            cells = [by[(pn, rn, k)] for k in RATIOS]
+            lines.append(f"| {pn} | {rn} | " + " | ".join(
+                f"{c['ecpm']:.2f} ({c['paper_ecpm']:.2f})" for c in cells) + " |")
+    return "\n".join(lines) + "\n\nPaper values (App. K) in brackets."
