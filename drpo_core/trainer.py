@@ -192,6 +192,30 @@ class Trainer:
         shard = config.batch_size // self.ctx.world_size
         self._shard = slice(self.ctx.rank * shard, (self.ctx.rank + 1) * shard)
 
+    def extend_data(self, new: TrainingData) -> None:
+        """Append rows (offline-to-online): they join the sampling pool from the next step."""
+        if (new.d_state, new.d_action) != (self.data.d_state, self.data.d_action):
+            raise ValueError("new rows have other dimensions than the training data")
+        if self.objective.prepare(self.data.reward) is not None:
+            raise ValueError(f"{self.config.algorithm} filters its dataset once; it cannot "
+                             "take new rows")
+        old = self.data
+        new = new.to(self.device)
+        weights = None
+        if old.weight is not None or new.weight is not None:
+            weights = torch.cat([old.weight if old.weight is not None else
+                                 torch.ones_like(old.reward),
+                                 new.weight if new.weight is not None else
+                                 torch.ones_like(new.reward)])
+        self.data = TrainingData(torch.cat([old.state, new.state]),
+                                 torch.cat([old.action, new.action]),
+                                 torch.cat([old.reward, new.reward]),
+                                 torch.cat([old.behavior_logprob, new.behavior_logprob]),
+                                 weights)
+        self.pool = torch.arange(self.data.n_rows, device=self.device)
+        self._pool_cdf = _sampling_cdf(self.data.weight, self.pool)
+        self.data_fingerprint = self.data.fingerprint()
+
     # ---- checkpoints ------------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path | None:

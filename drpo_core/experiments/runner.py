@@ -1,7 +1,7 @@
 """``drpo reproduce``: run the study's parts and write JSON, markdown tables and figures.
 
 Parts: Table 1 (RQ2), Fig. 2 (RQ1), Fig. 3 (noise injection), Table 2 (ablation), App. K
-(fixed ratios) and the SQL kappa sweep. Still to come: Fig. 4 (offline-to-online).
+(fixed ratios), Fig. 4 (offline-to-online, our protocol) and the SQL kappa sweep.
 """
 
 from __future__ import annotations
@@ -11,11 +11,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drpo_core.experiments import ablation, fixed_ratios, kappa_sweep, noise, rq1, table1
+from drpo_core.experiments import (
+    ablation,
+    fixed_ratios,
+    kappa_sweep,
+    noise,
+    online,
+    rq1,
+    table1,
+)
 from drpo_core.experiments.study import FULL, QUICK, StudySize
 
 PARTS = {"table1": table1, "rq1": rq1, "noise": noise, "ablation": ablation,
-         "fixed_ratios": fixed_ratios, "kappa_sweep": kappa_sweep}
+         "fixed_ratios": fixed_ratios, "online": online, "kappa_sweep": kappa_sweep}
 
 
 def reproduce(output: Path, quick: bool = False, only: list[str] | None = None,

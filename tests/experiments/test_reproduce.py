@@ -47,3 +47,13 @@ def test_noise_ablation_fixed_ratios_and_kappa_sweep_shapes(tmp_path) -> None:
     text = (tmp_path / "tables.md").read_text()
     for part in ("noise", "ablation", "fixed_ratios", "kappa_sweep"):
         assert f"## {part}" in text
+
+
+def test_offline_to_online_curve(tmp_path) -> None:
+    size = TINY.model_copy(update={"rows": 800, "steps": 60, "eval_users": 60})
+    result = reproduce(tmp_path, size=size, only=["online"])
+    steps = sorted({r["step"] for r in result["online"] if r["algorithm"] == "drpo"})
+    assert steps == [6 * k for k in range(1, 12)]  # 10 rounds of 6 steps after the first
+    first = next(r for r in result["online"] if r["step"] == steps[0])
+    assert first["admitted_online_share"] == 0.0  # no online rows before the first round
+    assert all(0.0 <= r["admitted_online_share"] <= 1.0 for r in result["online"])

@@ -1,0 +1,100 @@
+"""Fig. 4 (RQ4): offline-to-online. The paper gives no protocol; ours:
+
+* start from the offline ``medium`` logs and train DRPO;
+* every ``steps / rounds`` steps the current policy serves ``online_rows`` fresh users of the
+  simulator (a sample from the Gaussian policy, retrieved by KNN, rewarded with the noisy
+  R_obs) and those rows join the training data;
+* the DRPO filter decides what is learned: the "admitted online share" is the share of online
+  rows among the rows Algorithm 1 keeps in a large probe batch at the current P;
+* eCPM is scored on the test users after every round.
+AsymRe (no filter) runs the same protocol as the paper's comparison curve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from drpo_core.data import TrainingData
+from drpo_core.evaluation.online import evaluate_policy
+from drpo_core.experiments.study import StudySize, make_scenario, mean_ci
+from drpo_core.filtering import top_share_mask
+from drpo_core.sim.world import Stream, rng_for
+from drpo_core.trainer import TrainConfig, Trainer
+
+ALGORITHMS = ("drpo", "asymre")
+PAPER_DRPO = {0: 0.25, 1000: 0.73, 2000: 0.98, 3000: 1.17, 4000: 1.46, 5000: 1.71, 6000: 1.82,
+              8000: 1.92, 10000: 1.94}  # Fig. 4 eCPM read from the figure (x = step)
+
+
+def collect(trainer: Trainer, scenario, n: int, round_index: int, seed: int) -> TrainingData:
+    world = scenario.world
+    rng = rng_for(seed, Stream.EVAL, 500 + round_index)
+    users = world.fresh_users(n, "validation", 0)
+    states = world.observe(users, rng)
+    with torch.no_grad():
+        actions = trainer.policy.sample(torch.from_numpy(states)).numpy()
+    items = world.nearest_items(actions)
+    reward = world.observed_reward(world.latent_reward(users, items), rng)
+    return TrainingData(torch.from_numpy(states), torch.from_numpy(world.items[items].copy()),
+                        torch.from_numpy(reward.astype(np.float32)),
+                        torch.full((n,), float("nan")))
+
+
+def run(size: StudySize, rounds: int = 10) -> dict[str, Any]:
+    curves: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for seed in range(size.seeds):
+        scenario = make_scenario("medium", size, seed)
+        online_rows = max(32, size.rows // rounds)
+        for algorithm in ALGORITHMS:
+            per_round = max(1, size.steps // rounds)
+            cfg = TrainConfig(algorithm=algorithm, steps=per_round, seed=seed,
+                              log_every=per_round, checkpoint_every=per_round, device="cpu")
+            trainer = Trainer(cfg, scenario.data, progress=False)
+            online = torch.zeros(scenario.data.n_rows, dtype=torch.bool)
+            for k in range(rounds + 1):
+                if k:
+                    trainer.config = cfg.model_copy(update={"steps": per_round * (k + 1)})
+                trainer.fit()
+                policy = trainer.policy.eval()
+                score = evaluate_policy(
+                    scenario.world,
+                    lambda s, p=policy: p(torch.from_numpy(s)).detach().numpy(),
+                    scenario.test).ecpm
+                probe = torch.randint(trainer.data.n_rows, (4096,),
+                                      generator=torch.Generator().manual_seed(k))
+                controller = getattr(trainer.objective, "controller", None)
+                share = (controller.keep_share.float() if controller is not None
+                         else torch.tensor(1.0))
+                kept = top_share_mask(trainer.data.reward[probe], share).mask
+                admitted = float(online[probe][kept].float().mean())
+                entry = curves.setdefault((algorithm, trainer.step),
+                                          {"ecpm": [], "admitted_online_share": []})
+                entry["ecpm"].append(score)
+                entry["admitted_online_share"].append(admitted)
+                if k < rounds:
+                    new = collect(trainer, scenario, online_rows, k, seed)
+                    trainer.extend_data(new)
+                    online = torch.cat([online, torch.ones(new.n_rows, dtype=torch.bool)])
+    rows = []
+    for (algorithm, step), v in sorted(curves.items()):
+        ecpm, ci = mean_ci(v["ecpm"])
+        rows.append({"algorithm": algorithm, "step": step, "ecpm": ecpm, "ecpm_ci": ci,
+                     "admitted_online_share": float(np.mean(v["admitted_online_share"]))})
+    return {"online": rows}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["| step | DRPO eCPM | DRPO admitted online share | AsymRe (no filter) eCPM |",
+             "|---|---|---|---|"]
+    by = {(r["algorithm"], r["step"]): r for r in result["online"]}
+    for step in sorted({r["step"] for r in result["online"]}):
+        d, a = by.get(("drpo", step)), by.get(("asymre", step))
+        if d is None or a is None:
+            continue
+        lines.append(f"| {step} | {d['ecpm']:.2f} ± {d['ecpm_ci']:.2f} | "
+                     f"{d['admitted_online_share']:.2f} | {a['ecpm']:.2f} |")
+    return "\n".join(lines) + ("\n\nOur protocol (module docstring); the paper's Fig. 4 "
+                               "reaches eCPM 1.94 (DRPO) vs 0.91 (AsymRE without filter).")
