@@ -16,6 +16,7 @@ Promotion moves the ``champion`` alias and records the previous champion in the 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable
@@ -41,6 +42,8 @@ def configure() -> Any:
     from mlflow import MlflowClient
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if not os.environ.get("DRPO_VERBOSE"):  # registration chatter; the flow prints a summary
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     uri = tracking_uri()
     user_setting = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
