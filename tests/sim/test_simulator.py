@@ -171,3 +171,21 @@ def test_gymnasium_env_is_a_one_step_bandit() -> None:
     assert 0.0 < info["latent_reward"] <= info["oracle_reward"] + 1e-12
     with pytest.raises(RuntimeError, match="reset"):
         env.step(env.world.items[0])
+
+
+def test_real_item_embeddings_can_replace_the_mixture(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    embeddings = rng.standard_normal((50, 6)) * 3.0
+    path = tmp_path / "items.npy"
+    np.save(path, embeddings)
+    cfg = scenario_config("medium", d=6, n_items=50, n_clusters=4, n_users=40,
+                          item_embeddings_path=path)
+    world = World.build(cfg)
+    expected = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    np.testing.assert_allclose(world.items, expected, rtol=1e-5)
+    assert set(world.item_topic) <= set(range(4))
+    table = LogSimulator(cfg).day_table(0, DAY, 200)
+    assert check_table(table, partition_date=DAY) == []
+    np.save(path, embeddings[:, :5])
+    with pytest.raises(ValueError, match=r"must have shape \(n_items=50, d=6\)"):
+        World.build(cfg)
