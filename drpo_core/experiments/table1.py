@@ -41,6 +41,9 @@ def run(size: StudySize, algorithms: tuple[str, ...] = ALGORITHMS,
             scenario = make_scenario(scenario_name, size, seed)
             for algorithm in algorithms:
                 grid = GRIDS.get(algorithm, [{}])
+                if algorithm == "bppo":  # BC for the first half, then clipped improvement
+                    grid = [g | {"bc_steps": size.steps // 2,
+                                 "old_policy_interval": max(1, size.steps // 20)} for g in grid]
                 if algorithm not in chosen:  # grid search on the first seed's validation users
                     scores = [(train_and_score(scenario, algorithm, size, seed, g), g)
                               for g in grid]
