@@ -12,7 +12,7 @@ this rank's share, so averaging gradients over ranks equals the single-process g
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -115,7 +115,3 @@ def exp_weights(advantage: torch.Tensor, temperature: float,
     """w = min(exp(A / beta), max_weight), computed without overflow."""
     log_max = torch.log(torch.tensor(max_weight, dtype=advantage.dtype, device=advantage.device))
     return torch.exp(torch.clamp(advantage / temperature, max=log_max))
-
-
-def describe(config: ObjectiveConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json")
