@@ -28,7 +28,7 @@ from drpo_core.schema import simulator_config_from_metadata
 from drpo_core.trainer import TrainConfig
 from drpo_core.training_run import POLICY_FILE, run_training
 from drpo_core.warehouse import open_warehouse
-from drpo_core.warehouse.cvar_filter import cvar_filter
+from drpo_core.warehouse.cvar_filter import SQL_FILES, cvar_filter
 from drpo_core.warehouse.export import export_window
 from drpo_core.warehouse.ingest import ingest_partition
 from flows import registry
@@ -102,7 +102,7 @@ def run_key(logical_date: dt.date, data: TrainingData, config: TrainConfig) -> s
     h.update(logical_date.isoformat().encode())
     h.update(data.fingerprint().encode())
     h.update(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode())
-    h.update(sql.sql_hash("cvar_filter", "ingest_partition").encode())
+    h.update(sql.sql_hash(*SQL_FILES, "ingest_partition").encode())
     return h.hexdigest()[:16]
 
 

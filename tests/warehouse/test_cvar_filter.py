@@ -6,11 +6,12 @@ import datetime as dt
 
 import hypothesis.strategies as st
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from drpo_core.warehouse import open_warehouse
-from drpo_core.warehouse.cvar_filter import cvar_filter
+from drpo_core.warehouse.cvar_filter import FilterSteps, cvar_filter, record_filter_run
 
 DAY = dt.date(2026, 1, 1)
 
@@ -111,3 +112,79 @@ def test_kappa_outside_unit_interval_is_refused(warehouse, kappa: float) -> None
 def test_partition_key_comes_from_an_allow_list(warehouse) -> None:
     with pytest.raises(ValueError, match="partition_by must be one of none, event_date, segment"):
         cvar_filter(warehouse, DAY, DAY, 0.5, partition_by="user_id; DROP TABLE interactions")
+
+
+def bulk_load(wh, reward_by_day: dict[dt.date, np.ndarray]) -> None:
+    """Many rows at once (Arrow), event ids d<day>-<index>, in the given order."""
+    ids, dates, rewards = [], [], []
+    for day, reward in reward_by_day.items():
+        ids += [f"d{day.day}-{i}" for i in range(len(reward))]
+        dates += [day] * len(reward)
+        rewards.append(reward)
+    wh.con.register("bulk_rows", pa.table({
+        "event_id": ids, "event_date": pa.array(dates, pa.date32()),
+        "reward": np.concatenate(rewards)}))
+    wh.con.execute("DELETE FROM interactions")
+    wh.con.execute(
+        "INSERT INTO interactions SELECT event_id, CAST(event_date AS TIMESTAMPTZ), event_date, "
+        "'u', 'e', 0, [0, 0], [0, 0], 'i', reward, -1, 'random', 'test' FROM bulk_rows")
+    wh.con.unregister("bulk_rows")
+
+
+def assert_day_matches_reference(wh, report, day: dt.date, reward: np.ndarray,
+                                 kappa: float) -> None:
+    nu, w, cvar = reference(reward, kappa)
+    part = next(p for p in report.partitions if p.partition_value == str(day))
+    assert part.nu == nu
+    assert part.rows_kept == int((w > 0).sum())
+    assert part.kept_share == pytest.approx(kappa, abs=1e-9)
+    assert part.cvar == pytest.approx(cvar, rel=1e-9)
+    got = wh.con.execute(
+        "SELECT CAST(split_part(i.event_id, '-', 2) AS INTEGER) AS k, f.weight "
+        "FROM filter_weights f JOIN interactions i ON i.rowid = f.row_id "
+        "WHERE i.event_date = $day ORDER BY k", {"day": day}).fetchnumpy()
+    kept = np.flatnonzero(w > 0)
+    np.testing.assert_array_equal(got["k"], kept)
+    np.testing.assert_allclose(got["weight"], w[kept], rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def big_days() -> dict[dt.date, np.ndarray]:
+    """Two days of 300k heavy-tailed rewards with many ties (rounded Pareto), shuffled."""
+    rng = np.random.default_rng(7)
+    return {DAY + dt.timedelta(days=k): np.round(rng.pareto(1.5, 300_000), 2) for k in (0, 1)}
+
+
+@pytest.mark.parametrize("kappa", [0.1, 0.37])
+def test_sampled_bracket_finds_the_exact_cut(warehouse, big_days, kappa: float) -> None:
+    """Large partitions take the fast path (the cut inside the sampled bracket) and the result is
+    still the reference, ties included."""
+    bulk_load(warehouse, big_days)
+    days = list(big_days)
+    steps = FilterSteps(warehouse, days[0], days[-1], kappa, "event_date")
+    steps.bracket()
+    bracket = warehouse.query("SELECT lower_bound, upper_bound FROM filter_cuts")
+    assert all(np.isfinite(lo) and np.isfinite(hi) and lo < hi for lo, hi in bracket)
+    assert steps.settle() == 1
+    steps.weigh()
+    report = record_filter_run(steps)
+    for day, reward in big_days.items():
+        assert_day_matches_reference(warehouse, report, day, reward, kappa)
+
+
+def test_brackets_the_sample_missed_are_settled_exactly(warehouse, big_days) -> None:
+    """A bracket above every reward (no row inside) and one below the cut (too many rows above
+    it) both fall back to the whole partition: two passes, the same exact result."""
+    bulk_load(warehouse, big_days)
+    days = list(big_days)
+    steps = FilterSteps(warehouse, days[0], days[-1], 0.1, "event_date")
+    steps.bracket()
+    warehouse.con.execute("UPDATE filter_cuts SET lower_bound = 1e9, upper_bound = 2e9 "
+                          "WHERE partition_value = $day", {"day": days[0]})
+    warehouse.con.execute("UPDATE filter_cuts SET lower_bound = -1, upper_bound = 0 "
+                          "WHERE partition_value = $day", {"day": days[1]})
+    assert steps.settle() == 2
+    steps.weigh()
+    report = record_filter_run(steps)
+    for day, reward in big_days.items():
+        assert_day_matches_reference(warehouse, report, day, reward, 0.1)
