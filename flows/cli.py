@@ -493,11 +493,12 @@ def serve(
 @user_errors
 def reproduce(
     output: Annotated[Path, typer.Option(help="folder for results.json, tables.md, PNGs")],
-    quick: Annotated[bool, typer.Option(help="the small study (CI): about a minute")] = False,
+    quick: Annotated[bool, typer.Option(help="the small study (CI): about three minutes")] = False,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="only these parts: table1, rq1, noise, ablation, fixed_ratios, "
-                          "kappa_sweep"),
+        typer.Option(help="only these parts (merged into OUTPUT/results.json when it holds a "
+                          "study of the same size): table1, rq1, noise, ablation, "
+                          "fixed_ratios, online, kappa_sweep, investigation"),
     ] = None,
 ) -> None:
     """Reproduce the paper's tables and figures on the simulator (multi-seed, 95% CIs)."""

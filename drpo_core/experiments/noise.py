@@ -7,12 +7,14 @@ the same items and users); the training set size stays fixed.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from drpo_core.data import TrainingData, table_to_training_data
 from drpo_core.experiments.study import StudySize, make_scenario, mean_ci, train_and_score
+from drpo_core.plots import plt
 from drpo_core.sim import LoggingMixture, LogSimulator, SimConfig
 
 ALGORITHMS = ("drpo", "drpo_exp", "iql", "awr", "crr", "asymre")
@@ -34,15 +36,19 @@ def mix(base: TrainingData, noise: TrainingData, ratio: float, seed: int) -> Tra
                           for f in ("state", "action", "reward", "behavior_logprob")))
 
 
+def random_rows(size: StudySize, seed: int) -> TrainingData:
+    """Rows of the seed's world logged by the purely random policy (the injected noise)."""
+    random_logs = LogSimulator(SimConfig(
+        scenario="random", seed=seed, d=size.d, n_items=size.n_items,
+        mixture=LoggingMixture(expert=0.0, popular=0.0, random=1.0)))
+    return table_to_training_data(random_logs.day_table(1, dt.date(2026, 1, 2), size.rows))
+
+
 def run(size: StudySize) -> dict[str, Any]:
     cells: dict[tuple[str, float], list[float]] = {}
     for seed in range(size.seeds):
         scenario = make_scenario("medium", size, seed)
-        random_logs = LogSimulator(SimConfig(
-            scenario="random", seed=seed, d=size.d, n_items=size.n_items,
-            mixture=LoggingMixture(expert=0.0, popular=0.0, random=1.0)))
-        noise = table_to_training_data(random_logs.day_table(1, dt.date(2026, 1, 2),
-                                                             size.rows))
+        noise = random_rows(size, seed)
         for ratio in RATIOS:
             data = mix(scenario.data, noise, ratio, seed)
             for algorithm in ALGORITHMS:
@@ -68,3 +74,24 @@ def markdown(result: dict[str, Any]) -> str:
         ratio = cells[-1]["ecpm"] / cells[0]["ecpm"] if cells[0]["ecpm"] else float("nan")
         lines.append(f"| {algorithm} | {text} | {ratio:.2f} |")
     return "\n".join(lines) + "\n\nPaper values (Fig. 3, read from the figure) in brackets."
+
+
+def figure(result: dict[str, Any], path: Path) -> None:
+    """Fig. 3: final eCPM against the injected share, ours (lines) and the paper's (dashed)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
+    x = [100 * r for r in RATIOS]
+    by = {(r["algorithm"], r["noise_ratio"]): r for r in result["noise"]}
+    for algorithm in ALGORITHMS:
+        cells = [by[(algorithm, ratio)] for ratio in RATIOS]
+        line = ax.errorbar(x, [c["ecpm"] for c in cells], yerr=[c["ecpm_ci"] for c in cells],
+                           marker="o", capsize=3, lw=1.5, label=algorithm)
+        ax.plot(x, PAPER_ECPM[algorithm], ls="--", lw=1, alpha=0.6,
+                color=line.lines[0].get_color())
+    ax.set_xlabel("injected random rows (%)")
+    ax.set_ylabel("final eCPM (test users)")
+    ax.set_title("Fig. 3: ours (solid, 95 % CI) vs paper (dashed)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

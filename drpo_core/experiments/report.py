@@ -24,8 +24,12 @@ TITLES = {
     "fixed_ratios": "App. K: fixed kept ratios, eCPM",
     "online": "Fig. 4 (RQ4): offline-to-online",
     "kappa_sweep": "SQL pre-filter (Theorem 4.1) in front of Algorithm 1",
+    "investigation": "Investigation: where our run disagrees with the paper, and why",
 }
-FIGURES = {"rq1": "reproduction/fig2_phantom_gradients.png"}
+#: Figures next to their tables (paths relative to docs/). rq1 draws its own while it runs; the
+#: others are drawn by ``write`` from results.json (``figure`` of the part's module).
+FIGURES = {"rq1": "fig2_phantom_gradients.png", "noise": "fig3_noise.png",
+           "online": "fig4_offline_to_online.png"}
 
 
 def render(results: dict[str, Any], discussion: str, folder: str) -> str:
@@ -34,7 +38,8 @@ def render(results: dict[str, Any], discussion: str, folder: str) -> str:
     lines = [
         "# Reproducing the paper on the simulator",
         "",
-        f"Made by `drpo reproduce --output {folder}` (numbers: `{folder}/results.json`) and "
+        f"Made by `drpo reproduce --output {folder}` (all parts; each section names the "
+        f"command that reruns it alone; numbers: `{folder}/results.json`) and "
         f"`python -m drpo_core.experiments.report {folder}` (this page). Study size: "
         f"{size['seeds']} seeds per cell, {size['rows']:,} logged rows per dataset, "
         f"{size['steps']} gradient steps per training, {size['eval_users']} test users, "
@@ -49,9 +54,12 @@ def render(results: dict[str, Any], discussion: str, folder: str) -> str:
     for name, module in PARTS.items():
         if name not in results:
             continue
-        lines += [f"## {TITLES[name]}", "", module.markdown({name: results[name]}), ""]
+        lines += [f"## {TITLES[name]}", "",
+                  f"Made by `drpo reproduce --only {name} --output {folder}` "
+                  f"({seconds[name] / 60:.1f} min).", "",
+                  module.markdown({name: results[name]}), ""]
         if name in FIGURES:
-            lines += [f"![{name}]({FIGURES[name]})", ""]
+            lines += [f"![{name}]({Path(folder).name}/{FIGURES[name]})", ""]
     lines += ["## Discussion", "", discussion.strip(), ""]
     return "\n".join(lines)
 
@@ -60,6 +68,9 @@ def write(folder: Path, target: Path) -> str:
     results = json.loads((folder / "results.json").read_text())
     discussion_file = folder / "discussion.md"
     discussion = discussion_file.read_text() if discussion_file.exists() else "(none yet)"
+    for name, module in PARTS.items():
+        if name in results and hasattr(module, "figure"):
+            module.figure({name: results[name]}, folder / FIGURES[name])
     text = render(results, discussion, folder.as_posix())
     target.write_text(text)
     return text

@@ -32,13 +32,15 @@ PAPER_REWARD = {
 
 
 def run(size: StudySize, algorithms: tuple[str, ...] = ALGORITHMS,
-        scenarios: tuple[str, ...] = ("medium", "extreme")) -> dict[str, Any]:
+        scenarios: tuple[str, ...] = ("medium", "extreme"),
+        **world: Any) -> dict[str, Any]:
+    """``world``: overrides of the simulator config (e.g. ``reward_noise``) for every cell."""
     rows = []
     for scenario_name in scenarios:
         per_seed = {a: [] for a in algorithms}
         chosen: dict[str, dict[str, Any]] = {}
         for seed in range(size.seeds):
-            scenario = make_scenario(scenario_name, size, seed)
+            scenario = make_scenario(scenario_name, size, seed, **world)
             for algorithm in algorithms:
                 grid = GRIDS.get(algorithm, [{}])
                 if algorithm == "bppo":  # BC for the first half, then clipped improvement

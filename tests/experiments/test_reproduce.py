@@ -41,7 +41,7 @@ def test_noise_ablation_fixed_ratios_and_kappa_sweep_shapes(tmp_path) -> None:
     result = reproduce(tmp_path, size=one, only=["noise", "ablation", "fixed_ratios",
                                                   "kappa_sweep"])
     assert len(result["noise"]) == 6 * 5 and len(result["ablation"]) == 4
-    assert len(result["fixed_ratios"]) == 3 * 3 * 2
+    assert len(result["fixed_ratios"]) == 4 * 3 * 2  # 3 fixed ratios + adaptive
     assert {(r["scenario"], r["kappa"]) for r in result["kappa_sweep"]} == {
         (s, k) for s in ("medium", "extreme") for k in (0.1, 0.25, 0.5, 0.75, 1.0)}
     text = (tmp_path / "tables.md").read_text()
@@ -57,3 +57,36 @@ def test_offline_to_online_curve(tmp_path) -> None:
     first = next(r for r in result["online"] if r["step"] == steps[0])
     assert first["admitted_online_share"] == 0.0  # no online rows before the first round
     assert all(0.0 <= r["admitted_online_share"] <= 1.0 for r in result["online"])
+
+
+def test_investigation_measures_each_hypothesis(tmp_path) -> None:
+    from drpo_core.experiments import investigation
+
+    size = TINY.model_copy(update={"rows": 800, "steps": 20, "eval_users": 40})
+    part = reproduce(tmp_path, size=size, only=["investigation"])["investigation"]
+    purity = part["tail_purity"]
+    assert {(r["scenario"], r["reward_noise"]) for r in purity} == {
+        (s, n) for s in ("medium", "extreme")
+        for n in (investigation.DEFAULT_REWARD_NOISE, *investigation.REWARD_NOISE)}
+    for r in purity:
+        assert all(0.0 <= v <= 1.0 for v in r["expert_share"].values())
+    medium = next(r for r in purity if r["scenario"] == "medium"
+                  and r["reward_noise"] == investigation.DEFAULT_REWARD_NOISE)
+    assert medium["expert_share"]["1.0"] == pytest.approx(0.10, abs=0.05)  # the mixture's 10 %
+    assert {(r["reward_noise"], r["algorithm"]) for r in part["reward_noise"]} == {
+        (n, a) for n in investigation.REWARD_NOISE for a in investigation.CONTENDERS}
+    assert {r["steps"] for r in part["long_training"]} == {20 * investigation.LONG_FACTOR}
+    assert len(part["awr_temperature"]) == 2 * len(investigation.AWR_TEMPERATURES)
+    assert "AWR's temperature" in (tmp_path / "tables.md").read_text()
+
+
+def test_top_mass_share_weights_ties_like_theorem_4_1() -> None:
+    import numpy as np
+
+    from drpo_core.experiments.investigation import top_mass_share
+
+    reward = np.array([3.0, 2.0, 2.0, 1.0])
+    flag = np.array([False, True, False, True])
+    # kappa = 0.5: mass 2 rows = the 3.0 row (unflagged) + half of each 2.0 row (one flagged)
+    assert top_mass_share(reward, flag, 0.5) == 0.25
+    assert top_mass_share(reward, flag, 1.0) == 0.5
