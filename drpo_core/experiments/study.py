@@ -39,7 +39,7 @@ class StudySize(BaseModel):
     n_items: int = Field(5000, gt=1, description="catalogue size")
 
 
-QUICK = StudySize(seeds=2, rows=4000, steps=200, eval_users=300, d=16, n_items=500)
+QUICK = StudySize(seeds=2, rows=3000, steps=100, eval_users=150, d=16, n_items=400)
 #: The documented study, sized to finish within the 60-minute budget on 2 cores: about 450
 #: trainings, so 1000 steps each (the paper: 5000) in a d = 32 world (App. J's d = 10 and
 #: Sec. 5.1's d = 128 disagree; digest §10.2).

@@ -10,13 +10,16 @@ import pytest
 
 from drpo_core.experiments.report import render
 from drpo_core.experiments.runner import PARTS, reproduce
-from drpo_core.experiments.study import StudySize
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FOLDER = DOCS / "reproduction"
 KEYS = {"table1": ("scenario", "algorithm"), "noise": ("algorithm", "noise_ratio"),
         "ablation": ("variant",), "fixed_ratios": ("policy_noise", "reward_noise", "keep_share"),
         "online": ("algorithm",), "kappa_sweep": ("scenario", "kappa")}
+INVESTIGATION_KEYS = {"tail_purity": ("scenario", "reward_noise"),
+                      "reward_noise": ("reward_noise", "algorithm"),
+                      "long_training": ("algorithm",),
+                      "awr_temperature": ("temperature", "noise_ratio")}
 
 pytestmark = pytest.mark.skipif(not (FOLDER / "results.json").exists(),
                                 reason="the full study's results are not committed yet")
@@ -32,11 +35,20 @@ def test_document_is_generated_from_the_committed_results() -> None:
                                                             "docs/reproduction")
 
 
-def test_a_small_run_has_the_same_tables(tmp_path) -> None:
+def shape(rows: list[dict], keys: tuple[str, ...]) -> set[tuple]:
+    return {tuple(r[k] for k in keys) for r in rows}
+
+
+def test_quick_study_has_the_same_tables(tmp_path) -> None:
+    """``drpo reproduce --quick`` (what CI runs, every part) makes the committed tables."""
     full = committed()
     assert set(PARTS) <= set(full)
-    tiny = StudySize(seeds=2, rows=600, steps=20, eval_users=40, d=8, n_items=100)
-    small = reproduce(tmp_path, size=tiny, only=["table1", "ablation", "kappa_sweep"])
-    for part in ("table1", "ablation", "kappa_sweep"):
-        shape = {tuple(r[k] for k in KEYS[part]) for r in small[part]}
-        assert shape == {tuple(r[k] for k in KEYS[part]) for r in full[part]}, part
+    small = reproduce(tmp_path, quick=True)
+    for part, keys in KEYS.items():
+        assert shape(small[part], keys) == shape(full[part], keys), part
+    for name, keys in INVESTIGATION_KEYS.items():
+        assert shape(small["investigation"][name], keys) == shape(
+            full["investigation"][name], keys), name
+    assert len(small["rq1"]["records"]) > 3
+    for name in ("fig2_phantom_gradients.png",):
+        assert (tmp_path / name).stat().st_size > 10_000
