@@ -6,14 +6,16 @@
 --   $ingest_id (VARCHAR), $d_state, $d_action (INTEGER), $policies (VARCHAR[] allowed
 --   logging_policy values), $logprob_nullable (BOOLEAN).
 
--- 1. Stage every row's position, event_id and the first rule it breaks (a narrow table: the
---    rows themselves are read again by the inserts below, which is cheaper than copying them).
+-- 1. Stage every row with its position and the first rule it breaks. The Parquet files are
+--    read once: the inserts below copy from this temp table (spilled beyond DuckDB's memory
+--    limit), which measured faster than reading the files again.
 CREATE OR REPLACE TEMP TABLE staged AS
 WITH raw AS (
-    SELECT *, filename AS source_file, file_row_number AS source_row
+    SELECT * EXCLUDE (filename, file_row_number),
+           filename AS source_file, file_row_number AS source_row
     FROM read_parquet($files, filename = true, file_row_number = true)
 ), checked AS (
-    SELECT source_file, source_row, event_id,
+    SELECT *,
         CASE
             WHEN event_id IS NULL THEN 'not_null:event_id'
             WHEN event_time IS NULL THEN 'not_null:event_time'
@@ -67,9 +69,17 @@ FROM (
 WHERE staged.source_file = dup.source_file AND staged.source_row = dup.source_row;
 
 -- 3. Rows whose event_id is already stored under another date are duplicates across files.
+--    The dates whose event_index hashes match one of this partition's ids (almost always none)
+--    are the only ones whose stored event_id strings are read, to confirm exactly.
+CREATE OR REPLACE TEMP TABLE suspect_dates AS
+SELECT DISTINCT e.event_date
+FROM event_index e SEMI JOIN staged s ON e.event_hash = hash(s.event_id)
+WHERE e.event_date <> $event_date;
+
 UPDATE staged SET first_broken = 'unique:event_id'
-FROM (SELECT DISTINCT i.event_id FROM interactions i SEMI JOIN staged s USING (event_id)
-      WHERE i.event_date <> $event_date) AS seen
+FROM (SELECT DISTINCT i.event_id
+      FROM interactions i SEMI JOIN suspect_dates d USING (event_date)
+      SEMI JOIN staged s USING (event_id)) AS seen
 WHERE staged.first_broken IS NULL AND staged.event_id = seen.event_id;
 
 -- 4. Replace exactly this date.
@@ -77,22 +87,23 @@ DELETE FROM interactions WHERE event_date = $event_date;
 
 DELETE FROM quarantine WHERE event_date = $event_date;
 
+DELETE FROM event_index WHERE event_date = $event_date;
+
+INSERT INTO event_index
+SELECT hash(event_id), event_date FROM staged WHERE first_broken IS NULL;
+
 INSERT INTO interactions
-SELECT r.event_id, r.event_time, r.event_date, r.user_id, r.episode_id, r.step, r.state,
-       r.action, r.item_id, r.reward, r.behavior_logprob, r.logging_policy, $ingest_id
-FROM read_parquet($files, filename = true, file_row_number = true) r
-ANTI JOIN (SELECT source_file, source_row FROM staged WHERE first_broken IS NOT NULL) b
-    ON r.filename = b.source_file AND r.file_row_number = b.source_row;
+SELECT event_id, event_time, event_date, user_id, episode_id, step, state, action, item_id,
+       reward, behavior_logprob, logging_policy, $ingest_id
+FROM staged WHERE first_broken IS NULL;
 
 INSERT INTO quarantine (ingest_id, event_date, source_file, source_row, event_id, rule,
                         column_name, raw)
-SELECT $ingest_id, $event_date, b.source_file, b.source_row, r.event_id,
-       split_part(b.first_broken, ':', 1), split_part(b.first_broken, ':', 2),
-       to_json({'event_id': r.event_id, 'event_time': r.event_time, 'event_date': r.event_date,
-                'user_id': r.user_id, 'episode_id': r.episode_id, 'step': r.step,
-                'state': r.state, 'action': r.action, 'item_id': r.item_id,
-                'reward': r.reward, 'behavior_logprob': r.behavior_logprob,
-                'logging_policy': r.logging_policy})
-FROM read_parquet($files, filename = true, file_row_number = true) r
-JOIN (SELECT * FROM staged WHERE first_broken IS NOT NULL) b
-    ON r.filename = b.source_file AND r.file_row_number = b.source_row;
+SELECT $ingest_id, $event_date, source_file, source_row, event_id,
+       split_part(first_broken, ':', 1), split_part(first_broken, ':', 2),
+       to_json({'event_id': event_id, 'event_time': event_time, 'event_date': event_date,
+                'user_id': user_id, 'episode_id': episode_id, 'step': step,
+                'state': state, 'action': action, 'item_id': item_id,
+                'reward': reward, 'behavior_logprob': behavior_logprob,
+                'logging_policy': logging_policy})
+FROM staged WHERE first_broken IS NOT NULL;

@@ -24,6 +24,14 @@ CREATE TABLE IF NOT EXISTS interactions (
     ingest_id         VARCHAR NOT NULL
 );
 
+-- 64-bit hashes of the stored event_ids by date: the cross-date duplicate check of the ingest
+-- probes these 12-byte rows, so a nightly ingest does not slow down as the history grows (the
+-- event_id strings of the dates a hash points at confirm a duplicate exactly).
+CREATE TABLE IF NOT EXISTS event_index (
+    event_hash  UBIGINT NOT NULL,   -- hash(event_id)
+    event_date  DATE NOT NULL
+);
+
 -- Rows that broke a contract rule: never dropped, kept raw (as JSON) with the rule's name.
 CREATE TABLE IF NOT EXISTS quarantine (
     ingest_id       VARCHAR NOT NULL,

@@ -77,8 +77,12 @@ class Warehouse:
         return int(meta["d_state"]), int(meta["d_action"])
 
     def _has_meta(self) -> bool:
+        return self._has_table("pipeline_meta")
+
+    def _has_table(self, name: str) -> bool:
         return bool(self.query("SELECT 1 FROM information_schema.tables "
-                               "WHERE table_name = 'pipeline_meta'"))
+                               "WHERE table_name = $name AND table_schema = 'main'",
+                               {"name": name}))
 
     def ensure_schema(self, d_state: int, d_action: int) -> None:
         """Create the tables for these dimensions, or check they match the existing ones."""
@@ -89,6 +93,10 @@ class Warehouse:
                     f"database {self.path} holds d_state={existing[0]}, d_action={existing[1]}; "
                     f"the logs have d_state={d_state}, d_action={d_action}"
                 )
+            if not self._has_table("event_index"):  # a database from before the event index
+                self.run("schema", template={"d_state": d_state, "d_action": d_action})
+                self.con.execute("INSERT INTO event_index "
+                                 "SELECT hash(event_id), event_date FROM interactions")
             return
         self.run("schema", template={"d_state": d_state, "d_action": d_action})
         self.con.executemany("INSERT INTO pipeline_meta VALUES (?, ?)",

@@ -190,7 +190,7 @@ def ingest_partition(
         report = IngestReport(date, ingest_id, files, digest, rows_in, rows_in - quarantined,
                               quarantined, "ingested", by_rule)
         _record(wh, report, started)
-        wh.con.execute("DROP TABLE staged")
+        wh.con.execute("DROP TABLE staged; DROP TABLE suspect_dates")
         wh.con.commit()
     except Exception as err:
         wh.con.rollback()

@@ -107,6 +107,33 @@ def test_duplicate_event_id_across_files_is_quarantined(tmp_path, logs) -> None:
         assert report.quarantined_by_rule == {"unique:event_id": 1}
 
 
+def test_reingest_of_a_date_moves_its_event_ids_in_the_index(tmp_path, logs) -> None:
+    """The cross-date check looks up event_index: a date ingested again (its rows replaced)
+    must not count its own earlier rows as duplicates, and the index follows the table."""
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        ingest_partition(wh, logs, DAY)
+        ingest_partition(wh, logs, DAY + dt.timedelta(days=1))
+        again = ingest_partition(wh, logs, DAY, force=True)
+        assert again.rows_quarantined == 0
+        assert wh.query("SELECT count(*) FROM event_index")[0][0] == 400
+        assert wh.query("SELECT count(*) FROM event_index e JOIN interactions i "
+                        "ON e.event_hash = hash(i.event_id) "
+                        "AND e.event_date = i.event_date")[0][0] == 400
+
+
+def test_database_from_before_the_event_index_is_migrated(tmp_path, logs) -> None:
+    second = day_file(logs, DAY + dt.timedelta(days=1))
+    first_ids = pq.read_table(day_file(logs)).column("event_id").to_pylist()
+    rewrite(second, lambda t: set_value(t, "event_id", 3, first_ids[5]))
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        ingest_partition(wh, logs, DAY)
+        wh.con.execute("DROP TABLE event_index")  # as a database made by an older version
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        report = ingest_partition(wh, logs, DAY + dt.timedelta(days=1))
+        assert report.quarantined_by_rule == {"unique:event_id": 1}
+        assert wh.query("SELECT count(*) FROM event_index")[0][0] == 200 + 199
+
+
 @pytest.mark.parametrize(
     ("corrupt", "message"),
     [
