@@ -4,9 +4,9 @@ The paper claims DRPO / DRPO-Exp ahead of every baseline, and AWR degrading unde
 noise. Our Table 1 puts the filtered and advantage-weighted baselines level with DRPO (and %BC
 at 5 % ahead), and our Fig. 3 keeps AWR flat. The hypotheses, one measurement each:
 
-1. ``tail_purity`` (simulator calibration): the top of the logged reward distribution is
-   almost all expert rows, so any method that keeps only the top imitates the expert, the best
-   policy in the logs. Measured: the expert share of the top-kappa reward mass.
+1. ``tail_purity`` (simulator calibration): if the top of the logged reward distribution is
+   mostly expert rows, any method that keeps only the top imitates the expert, the best policy
+   in the logs. Measured: the expert share of the top-kappa reward mass.
 2. ``reward_noise`` (a real regime difference): with more reward noise, lucky random rows enter
    the top and a fixed aggressive filter should clone them while DRPO's variance-guided filter
    should not. Measured: Table 1's contenders at reward noise 0.5 and 1.0 (grids chosen on
