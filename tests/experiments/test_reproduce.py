@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from drpo_core.experiments import table1
 from drpo_core.experiments.runner import reproduce
@@ -90,3 +91,25 @@ def test_top_mass_share_weights_ties_like_theorem_4_1() -> None:
     # kappa = 0.5: mass 2 rows = the 3.0 row (unflagged) + half of each 2.0 row (one flagged)
     assert top_mass_share(reward, flag, 0.5) == 0.25
     assert top_mass_share(reward, flag, 1.0) == 0.5
+
+
+def test_reward_noise_one_ties_the_top_5_percent_at_the_clip() -> None:
+    """App. K's collapse of the fixed 5 % filter at reward noise 1.0 (docs/reproduction.md):
+    clip(R + N(0, 1), 0, 1) puts about a fifth of the full study's logged rows at exactly 1.0,
+    so a batch's top 5 % is all ties, every advantage r - min(r_top) is 0 and nothing moves."""
+    from drpo_core.experiments.study import FULL, make_scenario
+    from drpo_core.objectives import Batch, make_objective
+    from drpo_core.policy import GaussianPolicy
+
+    data = make_scenario("medium", FULL, 0, reward_noise=1.0).data
+    share_at_clip = float((data.reward == 1.0).float().mean())
+    assert 0.18 < share_at_clip < 0.24
+    torch.manual_seed(0)
+    policy = GaussianPolicy(data.state.shape[1], data.action.shape[1])
+    fixed = make_objective("drpo", policy, {"controller": {"initial_keep_share": 0.05,
+                                                           "adaptive": False}})
+    rows = slice(0, 320)
+    batch = Batch(data.state[rows], data.action[rows], data.reward[rows],
+                  data.behavior_logprob[rows], data.reward[rows])
+    fixed.loss(batch, 0).loss.backward()
+    assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in policy.parameters())

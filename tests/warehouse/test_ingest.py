@@ -97,10 +97,15 @@ def test_bad_rows_go_to_quarantine_with_their_rule(tmp_path, logs) -> None:
         assert raw["user_id"] is None and raw["event_id"]
 
 
-def test_duplicate_event_id_across_files_is_quarantined(tmp_path, logs) -> None:
-    second = day_file(logs, DAY + dt.timedelta(days=1))
+def copy_first_day_id(logs: Path, source_row: int, target_row: int) -> None:
+    """Give a row of the second day's file an event_id of the first day's file."""
     first_ids = pq.read_table(day_file(logs)).column("event_id").to_pylist()
-    rewrite(second, lambda t: set_value(t, "event_id", 0, first_ids[0]))
+    rewrite(day_file(logs, DAY + dt.timedelta(days=1)),
+            lambda t: set_value(t, "event_id", target_row, first_ids[source_row]))
+
+
+def test_duplicate_event_id_across_files_is_quarantined(tmp_path, logs) -> None:
+    copy_first_day_id(logs, 0, 0)
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         ingest_partition(wh, logs, DAY)
         report = ingest_partition(wh, logs, DAY + dt.timedelta(days=1))
@@ -122,9 +127,7 @@ def test_reingest_of_a_date_moves_its_event_ids_in_the_index(tmp_path, logs) -> 
 
 
 def test_database_from_before_the_event_index_is_migrated(tmp_path, logs) -> None:
-    second = day_file(logs, DAY + dt.timedelta(days=1))
-    first_ids = pq.read_table(day_file(logs)).column("event_id").to_pylist()
-    rewrite(second, lambda t: set_value(t, "event_id", 3, first_ids[5]))
+    copy_first_day_id(logs, 5, 3)
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         ingest_partition(wh, logs, DAY)
         wh.con.execute("DROP TABLE event_index")  # as a database made by an older version
