@@ -1,4 +1,4 @@
-"""Idempotent, transactional ingest of one ``event_date`` partition (sql/ingest_partition.sql).
+"""Idempotent, transactional ingest of one ``event_date`` partition (sql/ingest_*.sql).
 
 * File-level problems (not Parquet, truncated, missing or extra columns, non-list vectors) abort
   with an error naming the file and leave the database exactly as before.
@@ -137,6 +137,16 @@ def footer_hash(wh: Warehouse, files: list[str]) -> str:
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
+def vectors_null_free(wh: Warehouse, files: list[str]) -> bool:
+    """Whether the Parquet footers count no null state or action element in any row group (the
+    contract_rows macro then checks finiteness with a cheaper function that rejects nulls);
+    False when a writer left the counts out."""
+    return wh.query(
+        "SELECT coalesce(bool_and(stats_null_count = 0), false) FROM parquet_metadata($files) "
+        "WHERE split_part(path_in_schema, ', ', 1) IN ('state', 'action')", {"files": files}
+    )[0][0]
+
+
 def content_hash(files: list[str]) -> str:
     h = hashlib.sha256()
     for f in files:
@@ -178,25 +188,50 @@ def ingest_partition(
         return report
     params = {"files": files, "event_date": date, "ingest_id": ingest_id,
               "d_state": dims[0], "d_action": dims[1],
-              "policies": list(allowed_logging_policies), "logprob_nullable": logprob_nullable}
+              "policies": list(allowed_logging_policies), "logprob_nullable": logprob_nullable,
+              "vectors_null_free": vectors_null_free(wh, files)}
+    rows_in = sum(rows for _, _, rows in declared)
     wh.con.begin()
     try:
-        wh.run("ingest_partition", params)
-        rows_in = wh.query("SELECT count(*) FROM staged")[0][0]
+        rows_kept = _write_partition(wh, params, rows_in, exact_duplicates=False)
+        if rows_kept is None:  # a possible duplicate event_id: again, with the exact rule
+            wh.con.rollback()
+            wh.con.begin()
+            rows_kept = _write_partition(wh, params, rows_in, exact_duplicates=True)
         by_rule = dict(wh.query(
             "SELECT rule || ':' || column_name, count(*) FROM quarantine "
             "WHERE ingest_id = $i GROUP BY ALL ORDER BY ALL", {"i": ingest_id}))
         quarantined = sum(by_rule.values())
-        report = IngestReport(date, ingest_id, files, digest, rows_in, rows_in - quarantined,
+        if rows_kept + quarantined != rows_in:
+            raise IngestError(f"{rows_in} rows read but {rows_kept} kept and {quarantined} "
+                              "quarantined")
+        report = IngestReport(date, ingest_id, files, digest, rows_in, rows_kept,
                               quarantined, "ingested", by_rule)
         _record(wh, report, started)
-        wh.con.execute("DROP TABLE staged; DROP TABLE suspect_dates")
+        wh.con.execute("DROP TABLE duplicate_rows")
         wh.con.commit()
     except Exception as err:
         wh.con.rollback()
         raise IngestError(f"ingest of {date} failed, nothing was written "
                           f"(files: {', '.join(files)}): {err}") from err
     return report
+
+
+def _write_partition(wh: Warehouse, params: dict, rows_in: int, exact_duplicates: bool
+                     ) -> int | None:
+    """Replace the date with its valid rows and quarantine the rest; the number of rows kept,
+    or None when the hash check sees a possible duplicate event_id and ``exact_duplicates`` is
+    off (the caller then rolls back and runs the exact rule)."""
+    wh.run("ingest_rules")
+    if exact_duplicates:
+        wh.run("ingest_duplicates", params)
+    wh.run("ingest_partition", params)
+    rows_kept, repeated, seen = wh.run("ingest_duplicate_check", params)[0].fetchone()
+    if (repeated or seen) and not exact_duplicates:
+        return None
+    if rows_kept < rows_in:
+        wh.run("ingest_quarantine", params)
+    return rows_kept
 
 
 def _dims(wh: Warehouse, files: list[str], declared: list[tuple[int | None, int | None, int]]

@@ -63,7 +63,12 @@ def test_ingest_is_idempotent_and_skips_unchanged(tmp_path, logs) -> None:
         assert counts == [(DAY, 200, 200), (DAY + dt.timedelta(days=1), 200, 200)]
 
 
-def test_bad_rows_go_to_quarantine_with_their_rule(tmp_path, logs) -> None:
+@pytest.mark.parametrize("null_element", [False, True],
+                         ids=["footer-rules-out-null-elements", "null-element"])
+def test_bad_rows_go_to_quarantine_with_their_rule(tmp_path, logs, null_element) -> None:
+    """Each rule, first broken first. A null state element also switches the finiteness
+    check from the dot product with zeros to the sum (the footer no longer rules nulls out):
+    both must reject the same rows."""
     path = day_file(logs)
 
     def edit(t: pa.Table) -> pa.Table:
@@ -76,22 +81,32 @@ def test_bad_rows_go_to_quarantine_with_their_rule(tmp_path, logs) -> None:
         state = t.column("state").to_pylist()
         state[7] = state[7][:-1]
         state[8][0] = float("inf")
+        if null_element:
+            state[9][1] = None
+        action = t.column("action").to_pylist()
+        action[10][2] = float("nan")
+        t = t.set_column(t.schema.get_field_index("action"), "action",
+                         pa.array(action, pa.list_(pa.float32())))
         idx = t.schema.get_field_index("state")
         return t.set_column(idx, "state", pa.array(state, pa.list_(pa.float32())))
 
     rewrite(path, edit)
+    expected = [
+        (0, "finite", "reward"), (1, "not_null", "user_id"),
+        (2, "logprob_nonpositive", "behavior_logprob"),
+        (3, "logging_policy_allowed", "logging_policy"),
+        (4, "event_time_in_day", "event_time"), (6, "unique", "event_id"),
+        (7, "dimension", "state"), (8, "finite", "state"),
+        *([(9, "finite", "state")] if null_element else []),
+        (10, "finite", "action"),
+    ]
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         report = ingest_partition(wh, logs, DAY)
-        assert report.rows_kept == 192 and report.rows_quarantined == 8
+        assert (report.rows_kept, report.rows_quarantined) == (200 - len(expected),
+                                                               len(expected))
         rows = wh.query("SELECT source_row, rule, column_name, source_file FROM quarantine "
                         "ORDER BY source_row")
-        assert [(r, rule, col) for r, rule, col, _ in rows] == [
-            (0, "finite", "reward"), (1, "not_null", "user_id"),
-            (2, "logprob_nonpositive", "behavior_logprob"),
-            (3, "logging_policy_allowed", "logging_policy"),
-            (4, "event_time_in_day", "event_time"), (6, "unique", "event_id"),
-            (7, "dimension", "state"), (8, "finite", "state"),
-        ]
+        assert [(r, rule, col) for r, rule, col, _ in rows] == expected
         assert all(src == str(path) for *_, src in rows)
         raw = json.loads(wh.query("SELECT raw FROM quarantine WHERE source_row = 1")[0][0])
         assert raw["user_id"] is None and raw["event_id"]
@@ -111,6 +126,20 @@ def test_duplicate_event_id_across_files_is_quarantined(tmp_path, logs) -> None:
         report = ingest_partition(wh, logs, DAY + dt.timedelta(days=1))
         assert report.quarantined_by_rule == {"unique:event_id": 1}
 
+
+def test_a_hash_match_without_a_stored_duplicate_keeps_every_row(tmp_path, logs) -> None:
+    """The event_index hashes only raise a suspicion; the exact pass reads the stored ids of
+    the dates they point at. A hash of one of the partition's ids under a date that holds no
+    such id (what a 64-bit collision looks like) quarantines nothing."""
+    second = DAY + dt.timedelta(days=1)
+    event_id = pq.read_table(day_file(logs, second)).column("event_id")[7].as_py()
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        ingest_partition(wh, logs, DAY)
+        wh.con.execute("INSERT INTO event_index VALUES (hash($id), $d)", {"id": event_id, "d": DAY})
+        report = ingest_partition(wh, logs, second)
+        assert (report.rows_kept, report.rows_quarantined) == (200, 0)
+        assert wh.query("SELECT count(*) FROM interactions WHERE event_id = $id",
+                        {"id": event_id})[0][0] == 1
 
 def test_reingest_of_a_date_moves_its_event_ids_in_the_index(tmp_path, logs) -> None:
     """The cross-date check looks up event_index: a date ingested again (its rows replaced)
@@ -226,3 +255,39 @@ def test_duckdb_file_inspection_used_for_object_stores(tmp_path, logs) -> None:
             check_file_duckdb(wh, path)
         with pytest.raises(IngestError, match="outside the configured log root"):
             ingest_partition(wh, "s3://other-bucket/logs", DAY, log_root="s3://logs-bucket")
+
+
+def blow_up(path: Path, rows: int, row_group_size: int) -> None:
+    """Repeat a day's rows up to ``rows``, each copy with fresh event_ids."""
+    table = pq.read_table(path)
+    copies = []
+    for k in range(-(-rows // len(table))):
+        ids = pa.array([f"{e}-{k}" for e in table.column("event_id").to_pylist()])
+        copies.append(table.set_column(0, "event_id", ids))
+    pq.write_table(pa.concat_tables(copies).slice(0, rows), path, row_group_size=row_group_size)
+
+
+def test_a_day_is_written_in_full_row_groups_that_checkpoints_keep(tmp_path, logs) -> None:
+    """The day's rows go in as one stream in file order: DuckDB cuts full row groups but for
+    the last one, so the checkpoint finds no partial row groups to merge and rewrites nothing
+    (read in parallel, every Parquet row group left a partial DuckDB row group behind, and the
+    checkpoint rewrote about half of the day to merge them). A re-ingest drops the old row
+    groups whole: the file does not grow."""
+    for day in (DAY, DAY + dt.timedelta(days=1)):
+        blow_up(day_file(logs, day), 500_000, row_group_size=125_000)
+
+    def blocks(wh) -> tuple[int, int]:
+        wh.con.execute("CHECKPOINT")
+        return wh.query("SELECT used_blocks, free_blocks FROM pragma_database_size()")[0]
+
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        ingest_partition(wh, logs, DAY)
+        ingest_partition(wh, logs, DAY + dt.timedelta(days=1))
+        used, free = blocks(wh)
+        assert free == 0
+        groups = wh.query("SELECT count(DISTINCT row_group_id) FROM "
+                          "pragma_storage_info('interactions')")[0][0]
+        assert groups == 2 * -(-500_000 // 122_880)
+        ingest_partition(wh, logs, DAY, force=True)
+        assert blocks(wh)[0] <= used + 2
+        assert wh.query("SELECT count(*) FROM interactions")[0][0] == 1_000_000

@@ -1,0 +1,59 @@
+-- ingest_rules.sql: the log contract's row rules, defined once for every ingest statement.
+-- No parameters. Creates, for this connection:
+-- * the table macro contract_rows(files, partition_date, d_state, d_action, policies,
+--   logprob_nullable, vectors_null_free): every row of the Parquet files with its source_file,
+--   its 0-based source_row and first_broken, the first rule it breaks as 'rule:column' (NULL
+--   for a valid row; the rules stop at the first broken one, so a quarantined row names exactly
+--   one). Its arguments are bound from the caller's prepared parameters, never formatted into
+--   the text. vectors_null_free: the files' footers count no null state/action element.
+-- * duplicate_rows: the rows that break the one rule spanning rows, unique:event_id (empty
+--   unless sql/ingest_duplicates.sql filled it).
+CREATE OR REPLACE TEMP MACRO contract_rows(files, partition_date, d_state, d_action, policies,
+                                           logprob_nullable, vectors_null_free) AS TABLE
+SELECT * EXCLUDE (filename, file_row_number),
+       filename AS source_file, file_row_number AS source_row,
+       CASE
+           WHEN event_id IS NULL THEN 'not_null:event_id'
+           WHEN event_time IS NULL THEN 'not_null:event_time'
+           WHEN event_date IS NULL THEN 'not_null:event_date'
+           WHEN user_id IS NULL THEN 'not_null:user_id'
+           WHEN episode_id IS NULL THEN 'not_null:episode_id'
+           WHEN step IS NULL THEN 'not_null:step'
+           WHEN state IS NULL THEN 'not_null:state'
+           WHEN action IS NULL THEN 'not_null:action'
+           WHEN item_id IS NULL THEN 'not_null:item_id'
+           WHEN reward IS NULL THEN 'not_null:reward'
+           WHEN logging_policy IS NULL THEN 'not_null:logging_policy'
+           WHEN behavior_logprob IS NULL AND NOT logprob_nullable
+               THEN 'not_null:behavior_logprob'
+           WHEN len(state) <> d_state THEN 'dimension:state'
+           WHEN len(action) <> d_action THEN 'dimension:action'
+           -- every element present and finite. x * 0 is 0 for a finite x and NaN for an inf or
+           -- NaN one, so a dot product with zeros is finite exactly when every element is, and
+           -- cannot overflow; DuckDB rejects a null element anywhere in the batch there, hence
+           -- the sum (it skips nulls and accumulates float32 in DOUBLE, so cannot overflow
+           -- either, but runs an aggregate per list) unless the footers rule null elements out
+           WHEN list_position(state, NULL) IS NOT NULL THEN 'finite:state'
+           WHEN NOT isfinite(CASE WHEN vectors_null_free
+                                  THEN list_dot_product(state, list_resize([0::FLOAT], d_state, 0))
+                                  ELSE list_sum(state) END) THEN 'finite:state'
+           WHEN list_position(action, NULL) IS NOT NULL THEN 'finite:action'
+           WHEN NOT isfinite(CASE WHEN vectors_null_free
+                                  THEN list_dot_product(action, list_resize([0::FLOAT], d_action, 0))
+                                  ELSE list_sum(action) END) THEN 'finite:action'
+           WHEN NOT isfinite(reward) THEN 'finite:reward'
+           WHEN behavior_logprob IS NOT NULL AND NOT isfinite(behavior_logprob)
+               THEN 'finite:behavior_logprob'
+           WHEN behavior_logprob > 0 THEN 'logprob_nonpositive:behavior_logprob'
+           WHEN step < 0 THEN 'step_nonnegative:step'
+           WHEN event_date <> partition_date THEN 'partition_date:event_date'
+           WHEN CAST(event_time AS DATE) <> partition_date THEN 'event_time_in_day:event_time'
+           WHEN NOT list_contains(policies, logging_policy)
+               THEN 'logging_policy_allowed:logging_policy'
+       END AS first_broken
+FROM read_parquet(files, filename = true, file_row_number = true);
+
+CREATE OR REPLACE TEMP TABLE duplicate_rows (
+    source_file  VARCHAR NOT NULL,
+    source_row   BIGINT NOT NULL
+);
