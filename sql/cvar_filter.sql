@@ -8,8 +8,8 @@
 -- smallest kept reward, the nu that Algorithm 1 reports (nu = min r_top). quantile_cont is not
 -- used: it interpolates between rows, so "reward >= quantile_cont" can keep a mass other than
 -- kappa when kappa * n is not an integer.
--- Speed: an exact per-partition quantile over the whole window (quantile_disc) costs about
--- seven scans' time. Instead a block sample (2 %) brackets every partition's cut between two
+-- Speed: an exact per-partition quantile over the whole window (quantile_disc) sorts every
+-- reward of it. Instead a block sample (2 %) brackets every partition's cut between two
 -- sample quantiles at 1 - kappa -+ margin, the margin being 4 standard errors of a sample
 -- quantile of that partition (rounded up on the grid 0.0025 * 2^(i/2)); cvar_filter_band.sql then
 -- sorts only the rows inside the bracket, and opens the bracket to the whole partition wherever
