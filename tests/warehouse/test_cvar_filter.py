@@ -159,6 +159,11 @@ def big_days() -> dict[dt.date, np.ndarray]:
 def test_sampled_bracket_finds_the_exact_cut(warehouse, big_days, kappa: float) -> None:
     """Large partitions take the fast path (the cut inside the sampled bracket) and the result is
     still the reference, ties included."""
+    # The 2 % system sample draws whole 2048-row vectors. With several threads, which vectors
+    # the seed picks depends on scheduling, and a 300k-row day (146 vectors) then gets none
+    # about 5 % of the time: the exact second pass settles it (the next test). One thread makes
+    # the load and the sample repeatable, so that this test checks the fast path every time.
+    warehouse.con.execute("SET threads = 1")
     bulk_load(warehouse, big_days)
     days = list(big_days)
     steps = FilterSteps(warehouse, days[0], days[-1], kappa, "event_date")
