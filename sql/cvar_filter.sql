@@ -12,8 +12,8 @@
 -- reward of it. Instead a block sample (2 %) brackets every partition's cut between two
 -- sample quantiles at 1 - kappa -+ margin, the margin being 4 standard errors of a sample
 -- quantile of that partition (rounded up on the grid 0.0025 * 2^(i/2)); cvar_filter_band.sql then
--- sorts only the rows inside the bracket, and opens the bracket to the whole partition wherever
--- the sample missed. The result is always exact; only the time depends on the sample.
+-- counts the rows in 64 bins of the bracket and sorts only the bin holding the cut, and opens
+-- the bracket to the whole partition wherever the sample missed. The result is always exact; only the time depends on the sample.
 -- Parameters: $start, $end (DATE, inclusive), $kappa (DOUBLE in (0, 1]),
 --   $n_segments (INTEGER, buckets of hash(user_id) for partition_by = segment).
 -- Template field (from an allow-list, not a value): {partition_key} - a SQL expression.

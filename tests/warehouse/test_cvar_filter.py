@@ -177,6 +177,24 @@ def test_sampled_bracket_finds_the_exact_cut(warehouse, big_days, kappa: float) 
         assert_day_matches_reference(warehouse, report, day, reward, kappa)
 
 
+def test_a_bracket_open_below_bins_only_up_to_its_upper_bound(warehouse, big_days) -> None:
+    """kappa near 1: the lower sample quantile would sit below level 0, so the bracket is open
+    below (-inf, upper]; every row up to the upper bound falls in one bin, and the cut is still
+    the reference's, found in one pass."""
+    warehouse.con.execute("SET threads = 1")  # a repeatable sample, as above
+    bulk_load(warehouse, big_days)
+    days = list(big_days)
+    steps = FilterSteps(warehouse, days[0], days[-1], 0.999, "event_date")
+    steps.bracket()
+    bracket = warehouse.query("SELECT lower_bound, upper_bound FROM filter_cuts")
+    assert all(lo == -np.inf and np.isfinite(hi) for lo, hi in bracket)
+    assert steps.settle() == 1
+    steps.weigh()
+    report = record_filter_run(steps)
+    for day, reward in big_days.items():
+        assert_day_matches_reference(warehouse, report, day, reward, 0.999)
+
+
 def test_brackets_the_sample_missed_are_settled_exactly(warehouse, big_days) -> None:
     """A bracket above every reward (no row inside) and one below the cut (too many rows above
     it) both fall back to the whole partition: two passes, the same exact result."""
