@@ -151,9 +151,10 @@ def timed_reference(name: str, paths: list[str], kappa: float) -> tuple[float, t
 
 
 def race_filters(wh: Warehouse, paths: list[str], days: list[dt.date], kappa: float,
-                 repeat: int) -> tuple[dict[str, float], object, dict[str, tuple | None]]:
-    """Median seconds of our SQL filter and of each reference. They take turns (one warm
-    worker process for the references, so that their memory does not count towards ours):
+                 repeat: int) -> tuple[dict[str, list[float]], object, dict[str, tuple | None]]:
+    """Seconds of every run of our SQL filter and of each reference, in turn order. They take
+    turns (one warm worker process for the references, so that their memory does not count
+    towards ours):
     these machines swing by +-30 % over minutes, and turns expose every contender to the same
     swings."""
     times: dict[str, list[float]] = {}
@@ -168,9 +169,9 @@ def race_filters(wh: Warehouse, paths: list[str], days: list[dt.date], kappa: fl
                 secs, kept[name] = pool.submit(timed_reference, name, paths, kappa).result()
                 times.setdefault(f"filter ({name})", []).append(secs)
             time.sleep(0.5)
-    medians = {name: float(np.median(runs)) for name, runs in times.items()
-               if kept.get(name[len("filter ("):-1], True) is not None}
-    return medians, report, kept
+    runs = {name: secs for name, secs in times.items()
+            if kept.get(name[len("filter ("):-1], True) is not None}
+    return runs, report, kept
 
 
 def main() -> None:
@@ -179,7 +180,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--d", type=int, default=16)
     parser.add_argument("--kappa", type=float, default=0.1)
-    parser.add_argument("--repeat", type=int, default=5, help="filter runs (median reported)")
+    parser.add_argument("--repeat", type=int, default=9, help="filter runs (median reported)")
     parser.add_argument("--ingest-repeat", type=int, default=5,
                         help="ingest and bare CTAS runs (median reported)")
     args = parser.parse_args()
@@ -211,8 +212,8 @@ def main() -> None:
         with open_warehouse(Path(tmp) / "wh.duckdb") as wh:
             ingest_round(wh)
             results.update({name: float(np.median(v)) for name, v in ingest_runs.items()})
-            filter_times, report, kept = race_filters(wh, paths, days, args.kappa, args.repeat)
-            results.update(filter_times)
+            filter_runs, report, kept = race_filters(wh, paths, days, args.kappa, args.repeat)
+            results.update({name: float(np.median(v)) for name, v in filter_runs.items()})
             results["export (ours)"], data = timed(lambda: export_window(wh, days[0], end))
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     rows = args.rows // args.days * args.days
@@ -236,7 +237,10 @@ def main() -> None:
     print(f"filter speed-up vs pandas = {results['filter (pandas)'] / ours:.1f}x (goal >= 5)")
     if "filter (polars)" in results:
         print(f"filter speed-up vs polars = {results['filter (polars)'] / ours:.1f}x "
-              "(goal >= 1.5); vs polars' count-only query = "
+              "(goal >= 1.5); round by round: " + ", ".join(
+                  f"{p / o:.2f}" for p, o in zip(filter_runs["filter (polars)"],
+                                                 filter_runs["filter (ours, SQL)"], strict=True))
+              + "; vs polars' count-only query = "
               f"{results['filter (polars count only)'] / ours:.1f}x")
     print(f"filter vs bare count(*) scan = "
           f"{results['filter (ours, SQL)'] / results['bare count(*)']:.1f}x the scan's time")
