@@ -141,6 +141,7 @@ def test_a_hash_match_without_a_stored_duplicate_keeps_every_row(tmp_path, logs)
         assert wh.query("SELECT count(*) FROM interactions WHERE event_id = $id",
                         {"id": event_id})[0][0] == 1
 
+
 def test_reingest_of_a_date_moves_its_event_ids_in_the_index(tmp_path, logs) -> None:
     """The cross-date check looks up event_index: a date ingested again (its rows replaced)
     must not count its own earlier rows as duplicates, and the index follows the table."""
