@@ -5,6 +5,7 @@ Output folder::
     config.json    the resolved TrainConfig (every field, objective defaults filled in)
     checkpoint.pt  exact-resume state (updated every checkpoint_every steps)
     metrics.json   history of logged metrics + final values + data fingerprint
+    policy_state.pt  the eager policy: dims, config, CPU weights (``inference.load_run_policy``)
     policy.pt      TorchScript mean-action policy (written last: its presence means success)
     loss.png, keep_share.png, sigma.png
 
@@ -20,12 +21,14 @@ from pathlib import Path
 
 from drpo_core.data import TrainingData
 from drpo_core.export import export_torchscript
+from drpo_core.inference import POLICY_STATE_FILE, save_policy_state
 from drpo_core.plots import training_curves
 from drpo_core.trainer import Callback, TrainConfig, Trainer, TrainResult
 
 POLICY_FILE = "policy.pt"
-RUN_FILES = ("config.json", "checkpoint.pt", "metrics.json", POLICY_FILE, "loss.png",
-             "keep_share.png", "sigma.png", "checkpoint.tmp", "policy.tmp")
+RUN_FILES = ("config.json", "checkpoint.pt", "metrics.json", POLICY_STATE_FILE, POLICY_FILE,
+             "loss.png", "keep_share.png", "sigma.png", "checkpoint.tmp", "policy.tmp",
+             "policy_state.tmp")
 
 
 @dataclass(frozen=True)
@@ -99,5 +102,6 @@ def run_training(
         "history": result.history,
     }, indent=2) + "\n")
     training_curves(result.history, output_dir, title=config.algorithm)
+    save_policy_state(result.policy, output_dir / POLICY_STATE_FILE)
     policy_path = export_torchscript(result.policy, output_dir / POLICY_FILE)
     return TrainingOutputs(output_dir, policy_path, metrics_path, result)
