@@ -83,3 +83,12 @@ CREATE TABLE IF NOT EXISTS validation_runs (
     result       JSON NOT NULL,
     validated_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
 );
+
+-- One row per ingested day: facts about the day's files that are not rows, so that nothing
+-- downstream reopens the raw logs (the simulator config the simulator wrote into the Parquet
+-- key-value metadata; NULL for logs from elsewhere). Replaced with the day's rows.
+CREATE TABLE IF NOT EXISTS day_metadata (
+    event_date        DATE NOT NULL,
+    ingest_id         VARCHAR NOT NULL,
+    simulator_config  JSON              -- NULL: the logs carry none
+);

@@ -25,7 +25,12 @@ import sql
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-class DatabaseBusyError(RuntimeError):
+class WarehouseError(ValueError):
+    """The warehouse cannot do what was asked; the message is one line that names the file, the
+    day or the window, and what was expected (a CLI prints it as it is)."""
+
+
+class DatabaseBusyError(WarehouseError, RuntimeError):
     """Another process holds the writer lock."""
 
 
@@ -65,42 +70,44 @@ class Warehouse:
                            else self.con.execute(statement))
         return results
 
+    def fetch(self, name: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        """The rows of the last statement of ``sql/<name>.sql``."""
+        result = self.run(name, params)[-1]
+        return [] if result is None else result.fetchall()
+
     def query(self, statement: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        """Rows of an ad-hoc statement (tests and diagnostics; the pipeline uses ``fetch``)."""
         return self.con.execute(statement, dict(params or {})).fetchall()
 
     def dims(self) -> tuple[int, int] | None:
-        rows = self.query("SELECT key, value FROM pipeline_meta WHERE key IN "
-                          "('d_state', 'd_action')") if self._has_meta() else []
-        meta = dict(rows)
+        meta = dict(self.fetch("warehouse_dims")) if self._has_meta() else {}
         if "d_state" not in meta:
             return None
         return int(meta["d_state"]), int(meta["d_action"])
 
     def _has_meta(self) -> bool:
-        return self._has_table("pipeline_meta")
+        return self.has_table("pipeline_meta")
 
-    def _has_table(self, name: str) -> bool:
-        return bool(self.query("SELECT 1 FROM information_schema.tables "
-                               "WHERE table_name = $name AND table_schema = 'main'",
-                               {"name": name}))
+    def has_table(self, name: str) -> bool:
+        return bool(self.fetch("warehouse_has_table", {"name": name}))
 
     def ensure_schema(self, d_state: int, d_action: int) -> None:
         """Create the tables for these dimensions, or check they match the existing ones."""
         existing = self.dims()
         if existing is not None:
             if existing != (d_state, d_action):
-                raise ValueError(
+                raise WarehouseError(
                     f"database {self.path} holds d_state={existing[0]}, d_action={existing[1]}; "
                     f"the logs have d_state={d_state}, d_action={d_action}"
                 )
-            if not self._has_table("event_index"):  # a database from before the event index
-                self.run("schema", template={"d_state": d_state, "d_action": d_action})
-                self.con.execute("INSERT INTO event_index "
-                                 "SELECT hash(event_id), event_date FROM interactions")
+            had_index = self.has_table("event_index")  # not in databases from before it
+            # tables added since the database was made; CREATE ... IF NOT EXISTS keeps the rest
+            self.run("schema", template={"d_state": d_state, "d_action": d_action})
+            if not had_index:
+                self.run("schema_event_index")
             return
         self.run("schema", template={"d_state": d_state, "d_action": d_action})
-        self.con.executemany("INSERT INTO pipeline_meta VALUES (?, ?)",
-                             [("d_state", str(d_state)), ("d_action", str(d_action))])
+        self.run("warehouse_set_dims", {"d_state": d_state, "d_action": d_action})
 
 
 def memory_limit() -> str:
@@ -109,19 +116,39 @@ def memory_limit() -> str:
     return os.environ.get("DRPO_DUCKDB_MEMORY_LIMIT", "1.5GB")
 
 
+#: A DuckDB database file holds "DUCK" at byte 8 (its main header).
+DUCKDB_MAGIC = b"DUCK"
+DUCKDB_MAGIC_OFFSET = 8
+
+
+def check_database_path(path: Path) -> None:
+    """Refuse, in one line, a path that cannot hold the warehouse: a folder, or a file that is
+    not a DuckDB database (DuckDB's own message is a multi-line IO error)."""
+    if path.is_dir():
+        raise WarehouseError(f"database {path} is a folder; expected a DuckDB database file "
+                             "(a new one is created when the path does not exist)")
+    if path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as fh:
+            header = fh.read(DUCKDB_MAGIC_OFFSET + len(DUCKDB_MAGIC))
+        if header[DUCKDB_MAGIC_OFFSET:] != DUCKDB_MAGIC:
+            raise WarehouseError(f"database {path} is not a DuckDB database file (expected the "
+                                 "warehouse's .duckdb file, or a path that does not exist yet)")
+
+
+
 def _connect(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
     """duckdb.connect, waiting up to ``timeout`` s while another process holds the file."""
+    check_database_path(path)
     deadline = time.monotonic() + timeout
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute("SET enable_progress_bar = false")
-            con.execute("SET memory_limit = $limit", {"limit": memory_limit()})
+            Warehouse(con, path, read_only).run("warehouse_session", {"limit": memory_limit()})
             return con
         except duckdb.IOException as err:
             if "lock" not in str(err).lower():
-                raise
+                raise WarehouseError(f"database {path}: cannot open it "
+                                     f"({str(err).splitlines()[0]})") from None
             if time.monotonic() >= deadline:
                 raise DatabaseBusyError(
                     f"database busy: {path} is in use by another process "
@@ -135,6 +162,7 @@ def open_warehouse(path: Path, read_only: bool = False, timeout: float = 30.0
                    ) -> Iterator[Warehouse]:
     """Open the DuckDB file; writers hold ``<db>.lock`` for the whole block."""
     path = Path(path)
+    check_database_path(path)
     if read_only:
         if not path.exists():
             raise FileNotFoundError(f"database {path} does not exist")

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 import sql
-from drpo_core.warehouse.connection import Warehouse
+from drpo_core.warehouse.connection import Warehouse, WarehouseError
 
 #: partition_by values and the SQL expression each stands for (the allow-list). Native types:
 #: a VARCHAR cast of every row's key would cost the filter a third of its time.
@@ -27,6 +27,10 @@ PARTITION_KEYS = {
     "segment": "hash(user_id) % CAST($n_segments AS UBIGINT)",
 }
 SQL_FILES = ("cvar_filter", "cvar_filter_band", "cvar_filter_weights")
+
+
+class EmptyWindowError(WarehouseError):
+    """The window holds no interactions (before the first day of data, or a gap)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class FilterSteps:
         """filter_thresholds: the exact cut of every partition; returns the passes it took."""
         for passes in (1, 2):  # the second pass opens the brackets the sample missed
             self._run("cvar_filter_band")
-            if not self.wh.query("SELECT count(*) FROM filter_cuts WHERE pending")[0][0]:
+            if not self.wh.fetch("cvar_filter_pending")[0][0]:
                 return passes
         raise RuntimeError("cvar_filter_band.sql left partitions without a cut")
 
@@ -111,6 +115,7 @@ def cvar_filter(wh: Warehouse, start: dt.date, end: dt.date, kappa: float,
         raise ValueError(f"window start {start} is after its end {end}")
     if n_segments <= 0:
         raise ValueError(f"n_segments must be positive, got {n_segments}")
+    check_window(wh, start, end)
     steps = FilterSteps(wh, start, end, kappa, partition_by, n_segments)
     steps.bracket()
     steps.settle()
@@ -118,26 +123,28 @@ def cvar_filter(wh: Warehouse, start: dt.date, end: dt.date, kappa: float,
     return record_filter_run(steps)
 
 
+def check_window(wh: Warehouse, start: dt.date, end: dt.date) -> None:
+    """Refuse, in one line, a window without rows (the filter's SQL finds no cut there)."""
+    if wh.dims() is None:
+        raise EmptyWindowError(f"no interactions between {start} and {end}: database "
+                               f"{wh.path} holds no interactions yet")
+    rows, first, last = wh.fetch("cvar_filter_window", {"start": start, "end": end})[0]
+    if rows == 0:
+        held = f"it holds {first} to {last}" if first is not None else "it holds none"
+        raise EmptyWindowError(f"no interactions between {start} and {end} in {wh.path} "
+                               f"({held}); expected a window with at least one ingested day")
+
+
 def record_filter_run(steps: FilterSteps) -> FilterReport:
     """The report of a finished filter run, also written to ``filter_runs`` (lineage)."""
     wh, start, end, kappa = steps.wh, steps.start, steps.end, steps.kappa
-    rows = wh.query(
-        # rows_above < k = ceil(kappa n) <= rows_above + rows_at, so the tied rows always keep a
-        # positive share: every row at the cut is kept and nu (the smallest kept reward) = cut
-        "SELECT CAST(partition_value AS VARCHAR), rows_in, rows_above + rows_at, cut, "
-        "boundary_fraction, (rows_above + boundary_fraction * rows_at) / rows_in, "
-        "(reward_above + boundary_fraction * rows_at * cut) / ($kappa * rows_in) "
-        "FROM filter_thresholds ORDER BY partition_value", {"kappa": kappa})
+    rows = wh.fetch("cvar_filter_report", {"kappa": kappa})
     if not rows:
-        raise ValueError(f"no interactions between {start} and {end}")
+        raise EmptyWindowError(f"no interactions between {start} and {end}")
     report = FilterReport(uuid.uuid4().hex[:12], start, end, kappa, steps.partition_by,
-                          [PartitionThreshold(*r) for r in rows], sql.sql_hash(*SQL_FILES))
-    wh.con.execute(
-        "INSERT INTO filter_runs (filter_id, window_start, window_end, kappa, partition_by, "
-        "partition_value, rows_in, rows_kept, nu, boundary_fraction, kept_share, cvar, sql_hash) "
-        "SELECT $filter_id, $start, $end, $kappa, $partition_by, p.* , $sql_hash "
-        "FROM (SELECT UNNEST($partitions, recursive := true)) p",
-        {"filter_id": report.filter_id, "start": start, "end": end, "kappa": kappa,
-         "partition_by": report.partition_by, "sql_hash": report.sql_hash,
-         "partitions": [dataclasses.asdict(p) for p in report.partitions]})
+                          [PartitionThreshold(*r) for r in rows], sql.lineage_hash())
+    wh.run("cvar_filter_record", {
+        "filter_id": report.filter_id, "start": start, "end": end, "kappa": kappa,
+        "partition_by": report.partition_by, "sql_hash": report.sql_hash,
+        "partitions": [dataclasses.asdict(p) for p in report.partitions]})
     return report

@@ -1,11 +1,20 @@
 """Idempotent, transactional ingest of one ``event_date`` partition (sql/ingest_*.sql).
 
-* File-level problems (not Parquet, truncated, missing or extra columns, non-list vectors) abort
-  with an error naming the file and leave the database exactly as before.
+* The day's files are the files directly in ``event_date=YYYY-MM-DD/``: writer markers
+  (hidden names, ``_SUCCESS``, ``*.crc``, ``_temporary/``) are ignored, a file in a subfolder is
+  an error (never skipped). With a log root (``DRPO_LOG_ROOT``) the day folder and every file
+  must resolve inside it; URL roots are compared by scheme, bucket and path segments.
+* File-level problems (not Parquet, truncated, missing or extra columns, non-list vectors, data
+  pages that break the footer's column statistics) abort with an error naming the file (and
+  column) and leave the database exactly as before.
+* The files are read as written: folder names never become columns (no hive auto-detection).
 * Row-level problems move the row, raw, to ``quarantine`` with the rule and column it broke;
-  valid rows of a partly bad file are kept.
+  valid rows of a partly bad file are kept. No value is changed on the way in: a fractional or
+  out-of-range ``step`` and a vector element beyond float32 are rules, not casts.
 * Re-running a date replaces exactly that date; an unchanged partition (same content hash as
   its last ingest) is skipped unless ``force``.
+* The simulator config a day's footers carry is stored with the day (``day_metadata``), so
+  evaluation never reopens the raw logs (``drpo_core.warehouse.days.simulator_config``).
 """
 
 from __future__ import annotations
@@ -13,19 +22,28 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from drpo_core.schema import COLUMNS, SIMULATOR_LOGGING_POLICIES, dims_from_metadata
-from drpo_core.warehouse.connection import Warehouse
+from drpo_core.schema import (
+    COLUMNS,
+    META_SIMULATOR,
+    SIMULATOR_LOGGING_POLICIES,
+    dims_from_metadata,
+)
+from drpo_core.warehouse.connection import Warehouse, WarehouseError
 
 URL_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "abfss://", "http://", "https://")
 
 
-class IngestError(ValueError):
+class IngestError(WarehouseError):
     """The partition cannot be ingested; nothing was written."""
 
 
@@ -52,38 +70,119 @@ def parse_date(value: dt.date | str, name: str = "event_date") -> dt.date:
 
 
 def is_url(path: Path | str) -> bool:
-    return str(path).startswith(URL_SCHEMES)
+    return str(path).lower().startswith(URL_SCHEMES)
+
+
+def is_marker(name: str) -> bool:
+    """Files and folders a writer leaves beside the data, never data: hidden names (``.crc``
+    checksums, ``.spark-staging``), Spark's ``_SUCCESS`` / ``_committed_*`` / ``_temporary``,
+    and ``*.crc`` checksum files."""
+    return name.startswith((".", "_")) or name.endswith(".crc")
+
+
+def _url_parts(url: str) -> tuple[str, str, list[str]]:
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s not in ("", ".")]
+    if ".." in segments:
+        raise IngestError(f"{url}: '..' is not allowed in a log location")
+    return parts.scheme.lower(), parts.netloc, segments
+
+
+def check_within_root(location: Path | str, log_root: Path | str | None) -> None:
+    """Refuse a location outside ``log_root`` (``DRPO_LOG_ROOT``). URLs are compared by scheme,
+    bucket and whole path segments (``s3://bucket/logs-evil`` is not inside ``s3://bucket/logs``)
+    and a URL root is never read as a local path; local paths are compared resolved, so a
+    symlink that leads outside the root is outside."""
+    if log_root is None:
+        return
+    if is_url(log_root) or is_url(location):
+        inside = is_url(log_root) and is_url(location)
+        if inside:
+            scheme, bucket, segments = _url_parts(str(location))
+            r_scheme, r_bucket, r_segments = _url_parts(str(log_root))
+            inside = ((scheme, bucket) == (r_scheme, r_bucket)
+                      and segments[: len(r_segments)] == r_segments)
+    else:
+        inside = Path(location).resolve().is_relative_to(Path(log_root).resolve())
+    if not inside:
+        shown = Path(location).resolve() if not is_url(location) else location
+        raise IngestError(f"{shown} is outside the configured log root {log_root}")
+
+
+def _subfolder_error(path: str, folder: str) -> IngestError:
+    return IngestError(f"{path}: a subfolder of partition {folder}; ingest reads only the files "
+                       "directly in the day's folder (move them up, or remove the subfolder)")
+
+
+def select_files(folder: str, relative: list[str]) -> list[str]:
+    """The data files among the paths found under a day's folder (relative to it, '/'-separated):
+    markers are ignored (also inside marker folders such as ``_temporary``), a file in a subfolder
+    is an error rather than skipped, every other file is data (a file that is not Parquet then
+    fails the file check with its name)."""
+    files = []
+    for rel in sorted(relative):
+        parts = rel.split("/")
+        if any(is_marker(part) for part in parts):
+            continue
+        if len(parts) > 1:
+            raise _subfolder_error(f"{folder}/{rel}", folder)
+        files.append(f"{folder}/{rel}")
+    return files
+
+
+def remote_partition_files(wh: Warehouse, folder: str) -> list[str]:
+    """The data files of a day's folder listed through DuckDB's ``glob`` (object stores)."""
+    pattern = f"{folder}/**"
+    try:
+        found = [r[0] for r in wh.fetch("ingest_list_files", {"pattern": pattern})]
+    except duckdb.Error as err:
+        raise IngestError(f"cannot list {pattern} ({first_line(err)})") from None
+    return select_files(folder, [f.removeprefix(folder).lstrip("/") for f in found])
+
+
+def local_partition_files(folder: Path, log_root: Path | str | None) -> list[str]:
+    """The data files of a local day folder; the folder and every file are checked against
+    the log root after resolving symlinks."""
+    check_within_root(folder, log_root)
+    if not folder.is_dir():
+        raise IngestError(f"no partition folder {folder}")
+    files = []
+    for entry in sorted(folder.iterdir()):
+        if is_marker(entry.name):
+            continue
+        check_within_root(entry, log_root)
+        if entry.is_dir():
+            raise _subfolder_error(str(entry), str(folder))
+        files.append(str(entry))
+    return files
 
 
 def partition_files(logs: Path | str, event_date: dt.date, log_root: Path | str | None = None,
                     wh: Warehouse | None = None) -> list[str]:
     """The Parquet files of ``logs/event_date=YYYY-MM-DD/``: a local folder, or an object-store
     prefix listed by DuckDB's ``glob`` (its httpfs extension and credentials must be set up)."""
+    name = f"event_date={event_date.isoformat()}"
     if is_url(logs):
         prefix = str(logs).rstrip("/")
-        if log_root is not None and not prefix.startswith(str(log_root).rstrip("/")):
-            raise IngestError(f"{prefix} is outside the configured log root {log_root}")
+        check_within_root(prefix, log_root)
         if wh is None:
             raise IngestError(f"{prefix}: listing an object store needs a DuckDB connection")
-        pattern = f"{prefix}/event_date={event_date.isoformat()}/*.parquet"
-        try:
-            files = [r[0] for r in wh.query("SELECT file FROM glob($p) ORDER BY file",
-                                            {"p": pattern})]
-        except Exception as err:
-            raise IngestError(f"cannot list {pattern} ({err})") from None
+        files = remote_partition_files(wh, f"{prefix}/{name}")
         if not files:
-            raise IngestError(f"no Parquet files match {pattern}")
+            raise IngestError(f"no Parquet files in {prefix}/{name}")
         return files
-    logs = Path(logs).resolve()
-    if log_root is not None and not logs.is_relative_to(Path(log_root).resolve()):
-        raise IngestError(f"{logs} is outside the configured log root {Path(log_root).resolve()}")
-    folder = logs / f"event_date={event_date.isoformat()}"
-    if not folder.is_dir():
-        raise IngestError(f"no partition folder {folder}")
-    files = sorted(str(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    folder = Path(logs).resolve() / name
+    files = local_partition_files(folder, log_root)
     if not files:
         raise IngestError(f"partition {folder} is empty")
     return files
+
+
+def first_line(err: BaseException) -> str:
+    """An error's first line, without DuckDB's 'Invalid Input Error: ' for errors the SQL
+    raises itself."""
+    line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return line.removeprefix("Invalid Input Error: ")
 
 
 def check_file(path: str) -> tuple[int | None, int | None, int]:
@@ -113,12 +212,11 @@ def check_file(path: str) -> tuple[int | None, int | None, int]:
 def check_file_duckdb(wh: Warehouse, path: str) -> tuple[int | None, int | None, int]:
     """``check_file`` through DuckDB, for files pyarrow cannot open (object stores)."""
     try:
-        columns = [r[0] for r in wh.query("DESCRIBE SELECT * FROM read_parquet($f)", {"f": path})]
-        rows = wh.query("SELECT num_rows FROM parquet_file_metadata($f)", {"f": path})[0][0]
-        meta = dict(wh.query("SELECT decode(key), decode(value) FROM parquet_kv_metadata($f)",
-                             {"f": path}))
-    except Exception as err:
-        raise IngestError(f"{path}: not a readable Parquet file ({err})") from None
+        columns = [r[0] for r in wh.fetch("ingest_file_columns", {"file": path})]
+        rows = wh.fetch("ingest_file_rows", {"file": path})[0][0]
+        meta = file_metadata(wh, [path]).get(path, {})
+    except duckdb.Error as err:
+        raise IngestError(f"{path}: not a readable Parquet file ({first_line(err)})") from None
     missing = [c for c in COLUMNS if c not in columns]
     extra = [c for c in columns if c not in COLUMNS]
     if missing:
@@ -129,11 +227,29 @@ def check_file_duckdb(wh: Warehouse, path: str) -> tuple[int | None, int | None,
     return (int(d_state) if d_state else None, int(d_action) if d_action else None, int(rows))
 
 
+def file_metadata(wh: Warehouse, files: list[str]) -> dict[str, dict[str, str]]:
+    """The footers' key-value metadata by file (local paths or object-store URLs)."""
+    meta: dict[str, dict[str, str]] = {f: {} for f in files}
+    for file_name, key, value in wh.fetch("ingest_file_metadata", {"files": files}):
+        meta.setdefault(file_name, {})[key] = value
+    return meta
+
+
+def day_simulator_config(wh: Warehouse, files: list[str]) -> str | None:
+    """The simulator config (JSON text) the day's files carry, None when they carry none; the
+    files of one day must agree."""
+    key = META_SIMULATOR.decode()
+    configs = {meta.get(key) for meta in file_metadata(wh, files).values()}
+    if len(configs) > 1:
+        raise IngestError(f"the files of one partition carry different simulator configs "
+                          f"({', '.join(files)}); expected one config per day")
+    return configs.pop() if configs else None
+
+
 def footer_hash(wh: Warehouse, files: list[str]) -> str:
     """Content fingerprint of remote files from their Parquet footers (name, size, rows,
     footer size, writer), so an unchanged object-store partition is skipped too."""
-    rows = wh.query("SELECT file_name, file_size_bytes, num_rows, footer_size, created_by "
-                    "FROM parquet_file_metadata($f) ORDER BY file_name", {"f": files})
+    rows = wh.fetch("ingest_footer_hash", {"files": files})
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
@@ -141,10 +257,7 @@ def vectors_null_free(wh: Warehouse, files: list[str]) -> bool:
     """Whether the Parquet footers count no null state or action element in any row group (the
     contract_rows macro then checks finiteness with a cheaper function that rejects nulls);
     False when a writer left the counts out."""
-    return wh.query(
-        "SELECT coalesce(bool_and(stats_null_count = 0), false) FROM parquet_metadata($files) "
-        "WHERE split_part(path_in_schema, ', ', 1) IN ('state', 'action')", {"files": files}
-    )[0][0]
+    return wh.fetch("ingest_vectors_null_free", {"files": files})[0][0]
 
 
 def content_hash(files: list[str]) -> str:
@@ -176,45 +289,56 @@ def ingest_partition(
     dims = _dims(wh, files, declared)
     wh.ensure_schema(*dims)
     digest = footer_hash(wh, files) if remote else content_hash(files)
-    last = wh.query("SELECT content_hash FROM ingest_runs WHERE event_date = $d "
-                    "ORDER BY finished_at DESC LIMIT 1", {"d": date})
+    simulator = day_simulator_config(wh, files)
+    last = wh.fetch("ingest_last_hash", {"event_date": date})
     started = dt.datetime.now(dt.UTC)
     ingest_id = uuid.uuid4().hex[:12]
+    day = {"event_date": date, "ingest_id": ingest_id, "simulator_config": simulator}
     if last and last[0][0] == digest and not force:
-        kept = wh.query("SELECT count(*) FROM interactions WHERE event_date = $d", {"d": date})
-        report = IngestReport(date, ingest_id, files, digest, 0, kept[0][0], 0,
-                              "skipped_unchanged")
-        _record(wh, report, started)
+        kept = wh.fetch("ingest_rows_stored", {"event_date": date})[0][0]
+        report = IngestReport(date, ingest_id, files, digest, 0, kept, 0, "skipped_unchanged")
+        with transaction(wh, date, files):
+            wh.run("ingest_day_metadata", day)  # for days ingested before day_metadata existed
+            _record(wh, report, started)
         return report
     params = {"files": files, "event_date": date, "ingest_id": ingest_id,
               "d_state": dims[0], "d_action": dims[1],
               "policies": list(allowed_logging_policies), "logprob_nullable": logprob_nullable,
               "vectors_null_free": vectors_null_free(wh, files)}
     rows_in = sum(rows for _, _, rows in declared)
-    wh.con.begin()
-    try:
+    with transaction(wh, date, files):
         rows_kept = _write_partition(wh, params, rows_in, exact_duplicates=False)
         if rows_kept is None:  # a possible duplicate event_id: again, with the exact rule
             wh.con.rollback()
             wh.con.begin()
             rows_kept = _write_partition(wh, params, rows_in, exact_duplicates=True)
-        by_rule = dict(wh.query(
-            "SELECT rule || ':' || column_name, count(*) FROM quarantine "
-            "WHERE ingest_id = $i GROUP BY ALL ORDER BY ALL", {"i": ingest_id}))
+        by_rule = dict(wh.fetch("ingest_quarantine_counts", {"ingest_id": ingest_id}))
         quarantined = sum(by_rule.values())
         if rows_kept + quarantined != rows_in:
             raise IngestError(f"{rows_in} rows read but {rows_kept} kept and {quarantined} "
                               "quarantined")
         report = IngestReport(date, ingest_id, files, digest, rows_in, rows_kept,
                               quarantined, "ingested", by_rule)
+        wh.run("ingest_day_metadata", day)
         _record(wh, report, started)
-        wh.con.execute("DROP TABLE duplicate_rows")
+    return report
+
+
+@contextmanager
+def transaction(wh: Warehouse, date: dt.date, files: list[str]) -> Iterator[None]:
+    """One transaction: committed at the end of the block, rolled back on any error, which is
+    re-raised as one IngestError line that keeps the cause's own text (a failed commit's
+    "No space left on device" included; a rollback after a failed commit, when DuckDB has
+    already ended the transaction, must not replace it)."""
+    wh.con.begin()
+    try:
+        yield
         wh.con.commit()
     except Exception as err:
-        wh.con.rollback()
+        with suppress(duckdb.Error):
+            wh.con.rollback()
         raise IngestError(f"ingest of {date} failed, nothing was written "
-                          f"(files: {', '.join(files)}): {err}") from err
-    return report
+                          f"(files: {', '.join(files)}): {first_line(err)}") from err
 
 
 def _write_partition(wh: Warehouse, params: dict, rows_in: int, exact_duplicates: bool
@@ -222,6 +346,7 @@ def _write_partition(wh: Warehouse, params: dict, rows_in: int, exact_duplicates
     """Replace the date with its valid rows and quarantine the rest; the number of rows kept,
     or None when the hash check sees a possible duplicate event_id and ``exact_duplicates`` is
     off (the caller then rolls back and runs the exact rule)."""
+    wh.run("ingest_file_bounds", params)
     wh.run("ingest_rules")
     if exact_duplicates:
         wh.run("ingest_duplicates", params)
@@ -244,19 +369,15 @@ def _dims(wh: Warehouse, files: list[str], declared: list[tuple[int | None, int 
     existing = wh.dims()
     if existing is not None:
         return existing
-    row = wh.con.execute(
-        "SELECT len(state), len(action) FROM read_parquet($files) GROUP BY ALL "
-        "ORDER BY count(*) DESC LIMIT 1", {"files": files}).fetchall()
+    row = wh.fetch("ingest_infer_dims", {"files": files})
     if not row or row[0][0] is None:
         raise IngestError(f"cannot infer state/action dimensions from {', '.join(files)}")
     return int(row[0][0]), int(row[0][1])
 
 
 def _record(wh: Warehouse, report: IngestReport, started: dt.datetime) -> None:
-    wh.con.execute(
-        "INSERT INTO ingest_runs VALUES ($id, $d, $files, $hash, $rows_in, $kept, $q, $status, "
-        "$started, current_timestamp)",
-        {"id": report.ingest_id, "d": report.event_date, "files": report.files,
-         "hash": report.content_hash, "rows_in": report.rows_in, "kept": report.rows_kept,
-         "q": report.rows_quarantined, "status": report.status, "started": started},
-    )
+    wh.run("ingest_record", {
+        "ingest_id": report.ingest_id, "event_date": report.event_date, "files": report.files,
+        "content_hash": report.content_hash, "rows_in": report.rows_in,
+        "rows_kept": report.rows_kept, "rows_quarantined": report.rows_quarantined,
+        "status": report.status, "started_at": started})
