@@ -458,10 +458,14 @@ def _register_new(client: Any, *, run_key: str, run_name: str, params: dict[str,
             else:
                 info = _log_pytorch(policy_module, d_state)
         _ensure_registered_model(client)
-        return client.create_model_version(
+        mv = client.create_model_version(
             MODEL_NAME, source=info.model_uri, run_id=run_id, tags=version_tags,
             description=description or version_description(tags, k, n_items),
             model_id=info.model_id)
+        with contextlib.suppress(Exception):  # the UI's link from the model to its version
+            client.set_logged_model_tags(info.model_id, {"mlflow.modelVersions": json.dumps(
+                [{"name": MODEL_NAME, "version": mv.version}])})
+        return mv
 
 
 def _log_recommender(tmp: Path, policy: Path, sha: str, d_state: int, ids: list[str],
