@@ -4,7 +4,7 @@
 
 Two identical homes get the same simulated logs with the 7 window days already ingested (and
 the MLflow store migrated, the GX project created, the libraries imported). In
-one, the nightly's steps are called directly (flows/steps.py) and timed per stage; in the
+one, the nightly's jobs are called directly (flows/jobs/) and timed per stage; in the
 other, the ``nightly_retrain`` Prefect flow runs the same steps. Prefect's temporary API is
 started by a trivial flow first, so its start-up (about 5 s, once per process) is reported
 apart. Goal (orchestration issue): flow / direct - 1 <= 10 %.
@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from flows.params import RunParameters
+
 START = dt.date(2026, 1, 1)
 NIGHT = START + dt.timedelta(days=7)
 
@@ -27,23 +29,22 @@ NIGHT = START + dt.timedelta(days=7)
 def prepare(home: Path, logs_src: Path) -> None:
     """Same starting state for both runs: window ingested, MLflow store migrated, a validation
     of the previous day run (so the GX project exists and its import is paid)."""
-    from flows import registry, steps
+    from flows import registry
+    from flows.jobs import data
 
     shutil.copytree(logs_src, home / "logs" / "live")
     os.environ["DRPO_HOME"] = str(home)
     for k in range(7):
-        steps.ingest(home / "logs" / "live", START + dt.timedelta(days=k))
-    steps.validate(START + dt.timedelta(days=6))
+        data.ingest(str(home / "logs" / "live"), START + dt.timedelta(days=k))
+    data.validate(START + dt.timedelta(days=6))
     registry.configure()
 
 
-def direct(home: Path, train_steps: int) -> dict[str, float]:
-    from flows import steps
-    from flows.gate import GateConfig
-    from flows.pipeline import _train_config
+def direct(home: Path, params: RunParameters) -> dict[str, float]:
+    from flows.jobs import data, evaluate, promote, register, train, window
 
     os.environ["DRPO_HOME"] = str(home)
-    logs = home / "logs" / "live"
+    logs = str(home / "logs" / "live")
     times: dict[str, float] = {}
 
     def timed(name, fn):
@@ -52,20 +53,18 @@ def direct(home: Path, train_steps: int) -> dict[str, float]:
         times[name] = time.perf_counter() - t0
         return out
 
-    ingest = timed("ingest", lambda: steps.ingest(logs, NIGHT))
-    validation = timed("validate", lambda: steps.validate(NIGHT))
-    window = timed("filter + export", lambda: steps.prepare_window(
-        NIGHT - dt.timedelta(days=7), NIGHT - dt.timedelta(days=1), 1.0, "none"))
-    config = _train_config("drpo", train_steps, 320, 0)
-    trained = timed("train", lambda: steps.train(NIGHT, window, config, progress=False))
-    evaluation = timed("evaluate", lambda: steps.evaluate(trained.run_dir / "policy.pt", logs,
-                                                          NIGHT))
-    version = timed("register", lambda: steps.register(NIGHT, trained, window, evaluation,
-                                                       validation))
-    timed("gate", lambda: steps.gate(version["version"], evaluation, trained.health, logs,
-                                     NIGHT, GateConfig()))
-    times["rows in window"] = float(window.filter["rows_in"])
-    del ingest
+    timed("ingest", lambda: data.ingest(logs, NIGHT))
+    validation = timed("validate", lambda: data.require_valid(data.validate(NIGHT)))
+    win = timed("filter + export", lambda: window.prepare_window(NIGHT, params))
+    trained = timed("train", lambda: train.train(NIGHT, win, params.train_config(),
+                                                 progress=False))
+    evaluation = timed("evaluate", lambda: evaluate.evaluate(
+        NIGHT, trained.run_dir, params, promote.champion_policy()))
+    version = timed("register", lambda: register.register(NIGHT, trained, win, evaluation,
+                                                          validation))
+    timed("gate", lambda: promote.gate(version.version, evaluation, trained.health,
+                                       params.gate_config()))
+    times["rows in window"] = float(win.report.rows_in)
     return times
 
 
@@ -108,13 +107,14 @@ def main() -> None:
 
     # direct, flow, direct again: the flow is compared with the mean of the runs around it,
     # so neither side gets all the warm caches of running last
-    stages = direct(homes["direct"], args.train_steps)
+    params = RunParameters(train_steps=args.train_steps)
+    stages = direct(homes["direct"], params)
     os.environ["DRPO_HOME"] = str(homes["flow"])
     t0 = time.perf_counter()
-    nightly_retrain(logical_date=NIGHT, logs=str(homes["flow"] / "logs" / "live"),
-                    train_steps=args.train_steps)
+    nightly_retrain(logical_date=NIGHT, params=params.model_copy(
+        update={"logs": str(homes["flow"] / "logs" / "live")}))
     flow_s = time.perf_counter() - t0
-    after = direct(homes["direct-after"], args.train_steps)
+    after = direct(homes["direct-after"], params)
     totals = [sum(v for k, v in run.items() if k != "rows in window") for run in (stages, after)]
     direct_s = sum(totals) / 2
     print(f"pipeline benchmark: one nightly on {int(stages['rows in window']):,} window rows "

@@ -11,12 +11,13 @@ from __future__ import annotations
 from prefect import serve
 from prefect.schedules import Cron
 
-from flows.pipeline import backfill, nightly_retrain
+from flows.pipeline import backfill, nightly_retrain, yesterday
 
 NIGHTLY_CRON = "0 2 * * *"
 
 
 def deployments(timezone: str = "UTC", cron: str = NIGHTLY_CRON) -> list:
+    yesterday(timezone)  # an unknown time zone is refused here, before anything is served
     return [
         nightly_retrain.to_deployment(
             name="nightly", schedules=[Cron(cron, timezone=timezone)],

@@ -1,5 +1,8 @@
 """Where the embedded defaults live: everything under ``$DRPO_HOME`` (default ``./.drpo``).
 
+Read from the environment by pydantic-settings each time they are asked for (tests and the
+CLI change the environment between calls):
+
 | setting | environment variable | default |
 |---|---|---|
 | data directory | ``DRPO_HOME`` | ``./.drpo`` |
@@ -17,21 +20,40 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_HOME = ".drpo"
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The ``DRPO_*`` environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DRPO_", extra="ignore")
+
+    home: Path = Path(".drpo")
+    db: Path | None = None
+    logs: str | None = None
+    log_root: str | None = None
+
+
+def settings() -> Settings:
+    return Settings()
 
 
 def drpo_home() -> Path:
     """The project's data directory: DuckDB file, logs, MLflow store, Prefect home, outputs."""
-    return Path(os.environ.get("DRPO_HOME", DEFAULT_HOME)).resolve()
+    return settings().home.resolve()
 
 
 def db_path() -> Path:
-    return Path(os.environ.get("DRPO_DB", drpo_home() / "warehouse.duckdb")).resolve()
+    s = settings()
+    return (s.db or s.home.resolve() / "warehouse.duckdb").resolve()
 
 
-def log_root() -> Path | None:
-    root = os.environ.get("DRPO_LOG_ROOT")
-    return Path(root).resolve() if root else None
+def log_root() -> str | Path | None:
+    """``DRPO_LOG_ROOT``: a local folder (resolved) or an object-store URI (kept as written)."""
+    root = settings().log_root
+    if not root:
+        return None
+    return root if "://" in root else Path(root).resolve()
 
 
 def gx_root() -> Path:
@@ -42,8 +64,16 @@ def validation_dir() -> Path:
     return drpo_home() / "validation"
 
 
-def logs_dir() -> Path:
-    return Path(os.environ.get("DRPO_LOGS", drpo_home() / "logs" / "live")).resolve()
+def runs_dir() -> Path:
+    return drpo_home() / "runs"
+
+
+def logs_dir() -> str:
+    """``DRPO_LOGS``: the log root the flows read by default (a folder or an object-store URI)."""
+    logs = settings().logs
+    if logs:
+        return logs if "://" in logs else str(Path(logs).resolve())
+    return str(drpo_home() / "logs" / "live")
 
 
 def embedded_environment() -> None:

@@ -26,11 +26,11 @@ def drpo(*args: str):
         (["--rows-per-day", "-5"], "rows_per_day must be positive"),
         (["--set", "n_items=0"], "n_items: Input should be greater than 1"),
         (["--set", "colour=red"], "colour: Extra inputs are not permitted"),
-        (["--start-date", "2026-13-01"], "start_date: expected YYYY-MM-DD"),
+        (["--start-date", "2026-13-01"], "start_date: expected a date YYYY-MM-DD"),
     ],
 )
 def test_simulate_bad_input(tmp_path, args: list[str], message: str) -> None:
-    result = drpo("simulate", "--out", str(tmp_path / "out"), *args)
+    result = drpo("lab", "simulate", "--out", str(tmp_path / "out"), *args)
     assert result.exit_code == 2
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
@@ -52,10 +52,10 @@ def test_simulate_train_evaluate_end_to_end(tmp_path) -> None:
     assert r.exit_code == 0, r.output
     metrics = json.loads((run / "eval.json").read_text())
     assert metrics["n_users"] == 300 and 0 < metrics["score"] <= 100
-    # a policy for d=10 states in a d=128 world is a clear error
-    r = drpo("evaluate", "--policy", str(run / "policy.pt"), "--scenario", "medium",
+    # a policy for d=10 states in a world of other dimensions is a clear error
+    r = drpo("lab", "evaluate", "--policy", str(run / "policy.pt"), "--scenario", "medium",
              "--n-users", "20")
-    assert r.exit_code == 2 and "does not accept states of dimension 128" in r.output
+    assert r.exit_code == 2 and "does not accept states of shape (20, " in r.output
 
 
 def test_train_bad_input(tmp_path) -> None:
@@ -85,3 +85,42 @@ def test_ingest_validate_filter_commands(tmp_path) -> None:
     assert r.exit_code == 2 and "after its end" in r.output
     r = drpo("ingest", "--logs", str(logs), "--date", "2026-01-09", "--db", str(db))
     assert r.exit_code == 2 and "no partition folder" in r.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "--date", "2026-01-02", "--kappa", "2"], "kappa: Input should be less than or "
+                                                      "equal to 1"),
+    (["run", "--date", "2026-01-02", "--window-days", "0"], "window_days: Input should be "
+                                                            "greater than 0"),
+    (["run", "--date", "2026-02-30"], "date: expected a date YYYY-MM-DD"),
+    (["backfill", "--start", "2026-01-05", "--end", "2026-01-01"], "is after its end"),
+    (["backfill", "--start", "2026-01-01", "--end", "2999-01-01"], "is not in the past"),
+    (["run", "--config", "params.yaml"], "params.yaml: algorithm: Input should be"),
+    (["run", "--config", "missing.toml"], "config file missing.toml does not exist"),
+])
+def test_bad_run_parameters_are_refused_before_anything_is_written(
+        tmp_path, monkeypatch, args: list[str], message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DRPO_HOME", str(tmp_path / "home"))
+    (tmp_path / "params.yaml").write_text("algorithm: nope\nkappa: 0.5\n")
+    r = drpo(*args)
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines() == [f"error: {r.output.strip()[7:]}"]
+    assert message in r.output
+    assert not (tmp_path / "home").exists()  # no warehouse, MLflow store or Prefect home
+
+
+def test_an_unknown_algorithm_is_refused_by_the_option_itself(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DRPO_HOME", str(tmp_path / "home"))
+    r = drpo("run", "--algorithm", "nope")
+    assert r.exit_code == 2 and "'nope' is not one of" in r.output and "drpo_exp" in r.output
+    assert not (tmp_path / "home").exists()
+
+
+def test_run_parameter_options_come_from_the_one_parameter_model() -> None:
+    from flows.params import RunParameters
+
+    for command in ("run", "backfill"):
+        text = drpo(command, "--help").output
+        for name in RunParameters.model_fields:
+            assert "--" + name.replace("_", "-") in text

@@ -19,7 +19,7 @@ the CVaR_10% of the per-row DR terms. Reported with the effective sample size of
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,9 +34,14 @@ class OffPolicyEstimate:
     effective_sample_size: float
     n_rows: int
     n_items: int
+    #: the per-row DR terms (their mean is ``dr``): the units a paired comparison of two
+    #: policies on the same held-out rows differences
+    terms: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.empty(0))
 
     def as_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items()}
+        return {k: float(getattr(self, k)) for k in ("snips", "dr", "dr_cvar10",
+                                                     "effective_sample_size", "n_rows",
+                                                     "n_items")}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -119,4 +124,4 @@ def estimate(
     snips = float((w * rewards).sum() / max(w.sum(), 1e-300))
     ess = float(w.sum() ** 2 / max((w**2).sum(), 1e-300))
     return OffPolicyEstimate(snips, float(dr_terms.mean()), lower_cvar(dr_terms), ess, n,
-                             len(catalogue))
+                             len(catalogue), dr_terms)

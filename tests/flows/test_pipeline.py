@@ -9,11 +9,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows import pipeline, registry
-from flows.steps import ValidationFailedError
+from flows.jobs.data import ValidationFailedError
+from flows.params import RunParameters, backfill_dates
 from tests.flows.conftest import FIRST_DAY
 
 DAY2, DAY3 = FIRST_DAY + dt.timedelta(days=1), FIRST_DAY + dt.timedelta(days=2)
-FAST = {"train_steps": 200, "batch_size": 64, "eval_users": 300, "window_days": 2}
+FAST = RunParameters(train_steps=200, batch_size=64, eval_users=300, window_days=2)
+
+
+def fast(**changes) -> RunParameters:
+    return RunParameters.model_validate(FAST.model_dump() | changes)
 
 
 def versions(client) -> dict[int, dict[str, str]]:
@@ -31,14 +36,16 @@ def alias(client, name: str) -> int | None:
 
 
 def test_backfill_then_nightly_registers_versions_with_aliases_and_tags(prefect_api, home):
-    first = pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="last", **FAST)
+    first = pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="last", params=FAST)
     assert first["days"] == 2 and first["rows"] == 3000
     assert first["retrained"][0]["gate"]["promoted"]  # the first healthy version: champion
     client = registry.configure()
     assert alias(client, "champion") == 1 and alias(client, "challenger") == 1
 
-    night = pipeline.nightly_retrain(logical_date=DAY3, **FAST)
+    # a minimum gain no policy reaches: the gate's outcome is known in advance
+    night = pipeline.nightly_retrain(logical_date=DAY3, params=fast(min_gain=1.0))
     assert night["version"] == 2 and night["created"]
+    assert not night["gate"]["promoted"] and "does not beat" in night["gate"]["reason"]
     tags = versions(client)[2]
     assert tags["logical_date"] == "2026-01-03"
     assert tags["window"] == "2026-01-01..2026-01-02"
@@ -46,10 +53,10 @@ def test_backfill_then_nightly_registers_versions_with_aliases_and_tags(prefect_
     assert len(tags["data_hash"]) == 16 and len(tags["sql_hash"]) == 16 and tags["git_sha"]
     assert float(tags["eval.online_mean_reward"]) > 0
     assert alias(client, "challenger") == 2
-    expected_champion = 2 if night["gate"]["promoted"] else 1
-    assert alias(client, "champion") == expected_champion
+    assert alias(client, "champion") == 1
 
-    again = pipeline.nightly_retrain(logical_date=DAY3, **FAST)  # same date, same data
+    # same date, data and training config: the run and its version are reused
+    again = pipeline.nightly_retrain(logical_date=DAY3, params=fast(min_gain=1.0))
     assert again["version"] == 2 and not again["created"]
     assert sorted(versions(client)) == [1, 2]
     history = client.get_metric_history(versions_run_id(client, 2), "losses/total")
@@ -63,13 +70,13 @@ def test_backfill_then_nightly_registers_versions_with_aliases_and_tags(prefect_
 
 
 def test_gate_keeps_a_worse_challenger_and_never_promotes_a_collapsed_one(prefect_api, home):
-    pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="last", **FAST)
+    pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="last", params=FAST)
     client = registry.configure()
     assert alias(client, "champion") == 1
-    worse = pipeline.nightly_retrain(logical_date=DAY3, **(FAST | {"train_steps": 5}))
+    worse = pipeline.nightly_retrain(logical_date=DAY3, params=fast(train_steps=5))
     assert not worse["gate"]["promoted"] and "does not beat" in worse["gate"]["reason"]
     collapsed = pipeline.nightly_retrain(
-        logical_date=DAY3, algorithm="apg", **(FAST | {"train_steps": 4000}))
+        logical_date=DAY3, params=fast(algorithm="apg", train_steps=4000))
     assert not collapsed["gate"]["promoted"]
     assert "unhealthy" in collapsed["gate"]["reason"]
     assert alias(client, "champion") == 1
@@ -77,7 +84,7 @@ def test_gate_keeps_a_worse_challenger_and_never_promotes_a_collapsed_one(prefec
 
 
 def test_validation_failure_stops_before_training_and_moves_no_alias(prefect_api, home):
-    pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="last", **FAST)
+    pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="last", params=FAST)
     path = home / "logs" / "live" / f"event_date={DAY3.isoformat()}" / "part-0.parquet"
     table = pq.read_table(path)
     rewards = table.column("reward").to_pylist()
@@ -85,7 +92,7 @@ def test_validation_failure_stops_before_training_and_moves_no_alias(prefect_api
     pq.write_table(table.set_column(table.schema.get_field_index("reward"), "reward",
                                     pa.array(rewards, pa.float64())), path)
     with pytest.raises(ValidationFailedError, match="quarantine_share"):
-        pipeline.nightly_retrain(logical_date=DAY3, **FAST)
+        pipeline.nightly_retrain(logical_date=DAY3, params=FAST)
     client = registry.configure()
     assert sorted(versions(client)) == [1]
     assert alias(client, "champion") == 1
@@ -94,18 +101,18 @@ def test_validation_failure_stops_before_training_and_moves_no_alias(prefect_api
 
 def test_unreachable_mlflow_is_retried_then_fails_and_a_rerun_registers_once(
         prefect_api, home, monkeypatch):
-    pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="none", **FAST)
+    pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="none", params=FAST)
     monkeypatch.setattr(pipeline, "register_task",
                         pipeline.register_task.with_options(retry_delay_seconds=0))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with pytest.raises(Exception, match=r"127\.0\.0\.1:9|Connection|connect"):
-        pipeline.nightly_retrain(logical_date=DAY3, **FAST)
+        pipeline.nightly_retrain(logical_date=DAY3, params=FAST)
     runs = list((home / "runs" / DAY3.isoformat()).iterdir())
     assert len(runs) == 1 and (runs[0] / "policy.pt").exists()  # the local run survives
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    result = pipeline.nightly_retrain(logical_date=DAY3, **FAST)
+    result = pipeline.nightly_retrain(logical_date=DAY3, params=FAST)
     assert result["version"] == 1 and result["created"]
     assert sorted(versions(registry.configure())) == [1]
 
@@ -116,7 +123,7 @@ def test_unreachable_mlflow_is_retried_then_fails_and_a_rerun_registers_once(
 ])
 def test_backfill_range_is_checked(start, end, message) -> None:
     with pytest.raises(ValueError, match=message):
-        pipeline.check_range(start, end)
+        backfill_dates(start, end)
 
 
 def test_each_drpo_home_gets_its_own_mlflow_store(tmp_path, monkeypatch) -> None:

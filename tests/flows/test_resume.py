@@ -9,24 +9,25 @@ import subprocess
 import sys
 import time
 
-from flows import steps
-from flows.pipeline import _train_config
+from flows.jobs import data, train, window
+from flows.params import RunParameters
 from tests.flows.conftest import FIRST_DAY
 
+PARAMS = RunParameters(window_days=2, train_steps=3000, batch_size=64)
 SCRIPT = """
 import datetime as dt, sys
-from flows import steps
-from flows.pipeline import _train_config
+from flows.jobs import train, window
+from flows.params import RunParameters
+params = RunParameters(window_days=2, train_steps=3000, batch_size=64)
 day = dt.date.fromisoformat(sys.argv[1])
-window = steps.prepare_window(day - dt.timedelta(days=2), day - dt.timedelta(days=1), 1.0, "none")
-steps.train(day, window, _train_config("drpo", 3000, 64, 0), progress=False)
+train.train(day, window.prepare_window(day, params), params.train_config(), progress=False)
 """
 
 
 def test_killed_training_resumes_from_its_checkpoint(home) -> None:
     day = FIRST_DAY + dt.timedelta(days=2)
     for d in (FIRST_DAY, FIRST_DAY + dt.timedelta(days=1)):
-        steps.ingest(home / "logs" / "live", d)
+        data.ingest(str(home / "logs" / "live"), d)
     child = subprocess.Popen([sys.executable, "-c", SCRIPT, day.isoformat()],
                              env=os.environ.copy())
     runs = home / "runs" / day.isoformat()
@@ -37,8 +38,8 @@ def test_killed_training_resumes_from_its_checkpoint(home) -> None:
     child.wait()
     assert list(runs.glob("*/checkpoint.pt")), "the child never wrote a checkpoint"
     assert not list(runs.glob("*/policy.pt"))  # killed before the end
-    window = steps.prepare_window(FIRST_DAY, FIRST_DAY + dt.timedelta(days=1), 1.0, "none")
-    result = steps.train(day, window, _train_config("drpo", 3000, 64, 0), progress=False)
+    result = train.train(day, window.prepare_window(day, PARAMS), PARAMS.train_config(),
+                         progress=False)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["resumed_from"] and metrics["resumed_from"] % 600 == 0
     assert metrics["steps"] == 3000 and (result.run_dir / "policy.pt").exists()

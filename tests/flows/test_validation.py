@@ -38,9 +38,15 @@ def test_a_clean_day_passes_and_is_recorded(setup) -> None:
         assert outcome.success and outcome.critical_failures == []
         stored = wh.query("SELECT success, result FROM validation_runs")
         assert stored[0][0] is True
-        assert json.loads(stored[0][1])["statistics"]["rows_kept"] == 400
+        statistics = json.loads(stored[0][1])["statistics"]
+        assert statistics["rows_kept"] == 400 and statistics["days_trailing"] == 2
+        assert statistics["volume_ratio"] == pytest.approx(1.0)
+        # the simulator logs exact propensities of a full-support mixture: E_b[1/(n p_b)] ~ 1
+        assert 0.8 < statistics["propensity_calibration"] < 1.2
     assert json.loads(outcome.result_path.read_text())["success"] is True
     assert outcome.data_docs is not None and outcome.data_docs.exists()
+    pages = list((outcome.data_docs.parent / "validations").rglob("*.html"))
+    assert [p.parent.parent.name for p in pages] == [f"interactions_day-{DAY.isoformat()}"]
 
 
 def test_critical_failures_fail_the_day_and_name_the_expectation(setup) -> None:
@@ -57,8 +63,8 @@ def test_critical_failures_fail_the_day_and_name_the_expectation(setup) -> None:
         outcome = run(tmp_path, wh, ValidationConfig(max_rows=100))
         assert not outcome.success
         failed = " ".join(outcome.critical_failures)
-        assert "expect_table_row_count_to_be_between" in failed
-        assert "quarantine_share" in failed
+        assert '"column": "rows_kept"' in failed and "observed [360]" in failed
+        assert '"column": "quarantine_share"' in failed and "observed [0.1]" in failed
         assert wh.query("SELECT success FROM validation_runs") == [(False,)]
 
 
@@ -66,7 +72,7 @@ def test_reward_drift_is_a_warning_not_a_failure(setup) -> None:
     tmp_path, logs = setup
     path = logs / f"event_date={DAY.isoformat()}" / "part-0.parquet"
     table = pq.read_table(path)
-    shifted = [min(1.0, r + 0.3) for r in table.column("reward").to_pylist()]
+    shifted = [3.0 * r for r in table.column("reward").to_pylist()]
     pq.write_table(table.set_column(table.schema.get_field_index("reward"), "reward",
                                     pa.array(shifted, pa.float64())), path)
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
@@ -75,3 +81,13 @@ def test_reward_drift_is_a_warning_not_a_failure(setup) -> None:
         outcome = run(tmp_path, wh)
         assert outcome.success
         assert any("reward_p50_drift" in w for w in outcome.warnings)
+
+
+def test_a_reward_above_its_declared_maximum_fails_the_day(setup) -> None:
+    tmp_path, logs = setup
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        ingest_partition(wh, logs, DAY)
+        top = wh.query("SELECT max(reward) FROM interactions")[0][0]
+        outcome = run(tmp_path, wh, ValidationConfig(reward_max=top / 2))
+    assert not outcome.success
+    assert any('"column": "reward_max"' in c for c in outcome.critical_failures)

@@ -1,0 +1,54 @@
+"""One training run of a logical date in ``runs/<date>/<run_key>``: a finished run is reused,
+a killed one resumed from its checkpoint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drpo_core.diagnostics import policy_health
+from drpo_core.trainer import TrainConfig
+from drpo_core.training_run import POLICY_FILE, run_training
+from flows.jobs.window import Window
+from flows.settings import runs_dir
+
+
+@dataclass
+class TrainStep:
+    run_dir: Path
+    run_key: str
+    history: list[dict[str, float]]
+    final: dict[str, float]
+    reused: bool
+    config: dict[str, Any]
+    health: dict[str, Any] = field(default_factory=dict)
+
+
+def run_key(logical_date: dt.date, window: Window, config: TrainConfig) -> str:
+    """Same date, data, SQL and config => same key => one registered version."""
+    h = hashlib.sha256()
+    h.update(logical_date.isoformat().encode())
+    h.update(window.data.fingerprint().encode())
+    h.update(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode())
+    h.update(window.report.sql_hash.encode())
+    return h.hexdigest()[:16]
+
+
+def train(logical_date: dt.date, window: Window, config: TrainConfig,
+          progress: bool = True) -> TrainStep:
+    key = run_key(logical_date, window, config)
+    run_dir = runs_dir() / logical_date.isoformat() / key
+    reused = (run_dir / POLICY_FILE).exists() and (run_dir / "metrics.json").exists()
+    if not reused:
+        resume = (run_dir / "checkpoint.pt").exists()
+        run_training(config, window.data, run_dir, resume=resume, overwrite=not resume,
+                     progress=progress)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    health = policy_health(metrics["history"], config.policy)
+    resolved = config.model_dump(mode="json") | {"objective": config.resolved_objective()}
+    return TrainStep(run_dir, key, metrics["history"], metrics["final"], reused, resolved,
+                     asdict(health))
