@@ -78,6 +78,54 @@ class TrainingData:
         return h.hexdigest()[:16]
 
 
+@dataclass(kw_only=True)
+class DrawnSample(TrainingData):
+    """A training sample drawn before training (out of core, drpo_core.warehouse.sample).
+
+    Draw j of the ``n_draws`` (with replacement, weighted) feeds step j // batch_size, so the
+    trainer consumes the sample in order and never holds the window. A rank of a distributed run
+    holds only its own draws (position j with (j mod batch_size) // (batch_size / world_size)
+    = rank, disjoint across ranks) as ``state``/``action``/``reward``/``behavior_logprob``, and
+    the rewards of every draw (``reward_all``: the global batch the top-P filter ranks).
+    """
+
+    reward_all: torch.Tensor  # (n_draws,) rewards of all draws, in draw order
+    batch_size: int  # global batch size N the sample was drawn for
+    rank: int = 0
+    world_size: int = 1
+    source: str = ""  # identity of the draw: window fingerprint, filter, seed
+    dataset_kappa: float | None = None  # an objective's dataset-level top-kappa, applied in SQL
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        shard, rest = divmod(self.batch_size, self.world_size)
+        if rest or self.reward_all.shape[0] % self.batch_size:
+            raise ValueError(f"{self.reward_all.shape[0]} draws do not split into global "
+                             f"batches of {self.batch_size} over {self.world_size} processes")
+        if self.n_rows != self.steps * shard:
+            raise ValueError(f"rank {self.rank} holds {self.n_rows} draws, expected "
+                             f"{self.steps * shard}")
+
+    @property
+    def steps(self) -> int:
+        """Training steps the sample covers."""
+        return int(self.reward_all.shape[0]) // self.batch_size
+
+    def to(self, device: torch.device | str) -> DrawnSample:
+        return DrawnSample(self.state.to(device), self.action.to(device),
+                           self.reward.to(device), self.behavior_logprob.to(device),
+                           reward_all=self.reward_all.to(device), batch_size=self.batch_size,
+                           rank=self.rank, world_size=self.world_size, source=self.source,
+                           dataset_kappa=self.dataset_kappa)
+
+    def fingerprint(self) -> str:
+        """The same on every rank: the draw's identity and every drawn reward."""
+        h = hashlib.sha256()
+        h.update(f"{self.source}|{self.batch_size}|{self.d_state}x{self.d_action}".encode())
+        h.update(self.reward_all.detach().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
 def _vector_tensor(col: pa.ChunkedArray | pa.Array, name: str) -> torch.Tensor:
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if not pa.types.is_fixed_size_list(arr.type):

@@ -1,16 +1,37 @@
-"""Batch-level top-P filter and the variance feedback controller (paper App. G, Algorithm 1).
+"""Batch-level top-P filter, the variance feedback controller (paper App. G, Algorithm 1), and
+the one tie rule every top-kappa of the project uses (the SQL filter's, sql/cvar_filter*.sql).
 
-Everything here stays on the device: the kept share P is a float64 buffer, K = floor(N * P) is a
-tensor, and the kept set is a mask built from one sort. No host synchronisation per step.
+The tie rule (Theorem 4.1 with atoms, App. F.1): of n rows keep the top kappa of the mass by
+descending quality. The cut is the quality of descending rank k = ceil(kappa n) (at least 1), a
+value that occurs in the data; rows strictly above it keep weight 1, and the rows tied at it
+share the fraction (kappa n - rows_above) / rows_at, clipped to [0, 1], so the kept mass is
+exactly kappa n (or at least the one cut row's share when kappa n < 1). ``top_kappa`` computes it
+on the device (no host synchronisation); ``top_kappa_weights`` is the same rule in numpy for
+callers off the training path.
+
+Behaviour change (issue 12), where it differs from before and why:
+* Algorithm 1 (``top_share_mask``) kept K = floor(N P) rows and broke ties at the boundary by
+  sort order, so the kept share was floor(N P) / N and which of two tied rows was kept depended
+  on the batch order. Now the kept mass is exactly N P: when N P is not an integer the row at
+  rank ceil(N P) takes the fractional weight N P - floor(N P), and tied rows are weighted alike
+  (the digest's Algorithm 1 keeps "the top P share"; only the tie rule makes that exact).
+  With DRPO's min_top baseline the cut rows get advantage 0 either way; the change reaches the
+  normaliser (1/K is now 1/(N P)), the std of the kept advantages, and adaptive_bc / drpo_exp.
+* %BC (``filtered_bc``) kept ``reward >= torch.quantile(reward, 1 - fraction)``, an
+  interpolating cut: with ties or a non-integer kappa n it kept a mass other than kappa.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+#: rank k = ceil(kappa n - CEIL_SLACK): kappa n = 3.0000000001 from float error still gives 3
+CEIL_SLACK = 1e-9
 
 
 class ControllerConfig(BaseModel):
@@ -30,33 +51,54 @@ class ControllerConfig(BaseModel):
 
 @dataclass(frozen=True)
 class TopFilter:
-    """The kept set of one batch: mask over the batch, threshold nu, count K."""
+    """The kept set of one batch: per-row kept mass, mask, threshold nu and kept mass K."""
 
-    mask: torch.Tensor  # (N,) bool
-    nu: torch.Tensor  # () min kept reward, the empirical top-K threshold
-    count: torch.Tensor  # () K as float
+    weight: torch.Tensor  # (N,) kept mass per row: 1 above the cut, the tie share at it, else 0
+    mask: torch.Tensor  # (N,) bool, weight > 0
+    nu: torch.Tensor  # () the cut: the smallest kept reward
+    count: torch.Tensor  # () K = sum(weight) = kappa N (the kept mass, fractional with ties)
+
+
+def top_kappa(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
+    """The SQL's tie rule on a tensor: keep the top ``kappa`` mass of ``reward`` (see above)."""
+    n = reward.shape[0]
+    kappa = torch.as_tensor(kappa, dtype=torch.float64, device=reward.device)
+    target = kappa * n  # the kept mass kappa n
+    k = torch.clamp(torch.ceil(target - CEIL_SLACK), min=1, max=n).to(torch.long)
+    sorted_r = torch.sort(reward, descending=True).values
+    cut = sorted_r.gather(0, (k - 1).reshape(1)).squeeze(0)
+    above = reward > cut
+    at = reward == cut
+    share = ((target - above.sum()) / at.sum()).clamp(0.0, 1.0).to(reward.dtype)
+    weight = torch.where(above, torch.ones_like(reward), torch.where(at, share, 0.0))
+    weight = weight + reward * 0.0  # a NaN or inf reward poisons its row: the loss names the step
+    return TopFilter(weight, weight > 0, cut, weight.sum())
+
+
+def top_kappa_weights(quality: np.ndarray, kappa: float) -> np.ndarray:
+    """The same rule in numpy (float64): the kept mass of every row."""
+    q = np.asarray(quality, dtype=np.float64)
+    n = len(q)
+    k = min(max(int(np.ceil(kappa * n - CEIL_SLACK)), 1), n)
+    cut = np.sort(q)[::-1][k - 1]
+    above, at = q > cut, q == cut
+    share = min(1.0, max(0.0, (kappa * n - above.sum()) / at.sum()))
+    return np.where(above, 1.0, np.where(at, share, 0.0))
 
 
 def top_share_mask(reward: torch.Tensor, keep_share: torch.Tensor) -> TopFilter:
-    """Algorithm 1 step 3: K = int(N * P) (at least 1) rows with the largest reward.
+    """Algorithm 1 step 3: the top P share of the batch by reward, under the SQL's tie rule.
 
-    One global ranking over the whole batch; ties at the boundary are broken by sort order
-    (the boundary rows get advantage 0 in DRPO either way).
+    One global ranking over the whole batch; the kept mass is exactly N P (see the module
+    docstring for how this differs from the former K = floor(N P) with ties by sort order).
     """
-    n = reward.shape[0]
-    sorted_r, order = torch.sort(reward, descending=True, stable=True)
-    k = torch.clamp(torch.floor(keep_share * n), min=1, max=n).to(torch.long)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(n, device=reward.device)
-    mask = rank < k
-    nu = sorted_r.gather(0, (k - 1).reshape(1)).squeeze(0)
-    return TopFilter(mask, nu, k.to(reward.dtype))
+    return top_kappa(reward, keep_share)
 
 
-def masked_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Population std of x over the rows where mask is true."""
-    m = mask.to(x.dtype)
-    count = m.sum().clamp(min=1.0)
+def masked_std(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Population std of x under the row weights (a bool mask or kept masses)."""
+    m = weight.to(x.dtype)
+    count = m.sum().clamp(min=1e-12)
     mean = (x * m).sum() / count
     return torch.sqrt(((x - mean) ** 2 * m).sum() / count)
 
@@ -78,14 +120,14 @@ class VarianceFeedbackController(nn.Module):
         )
 
     def filter(self, reward: torch.Tensor) -> TopFilter:
-        return top_share_mask(reward, self.keep_share.to(reward.dtype))
+        return top_share_mask(reward, self.keep_share)
 
     @torch.no_grad()
     def update(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
         """Algorithm 1 step 4; returns sigma_top / sigma_batch. The new P applies next step."""
         c = self.config
         sigma_batch = reward.std(correction=0)
-        sigma_top = masked_std(reward, kept.mask)
+        sigma_top = masked_std(reward, kept.weight)
         ratio = sigma_top / sigma_batch.clamp(min=1e-12)
         if c.adaptive:
             p = self.keep_share

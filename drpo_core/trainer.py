@@ -1,7 +1,10 @@
 """One training loop for every objective (Algorithm 1's outer loop).
 
-* Data lives on the device as tensors; each step draws a batch of indices with a seeded device
-  generator (with replacement, like d3rlpy/CleanRL) and gathers rows: no Python per-row work.
+* Two kinds of data. ``TrainingData`` (a window held as tensors on the device): each step draws
+  a batch of indices with a seeded device generator (with replacement, weighted by the filter's
+  weights, like d3rlpy/CleanRL) and gathers rows: no Python per-row work. ``DrawnSample`` (drawn
+  before training, out of core: drpo_core.warehouse.sample): step t reads draws
+  [t N, (t + 1) N) in order, so memory is bounded by the sample, never by the window.
 * No host synchronisation per step: losses and metrics accumulate on the device and are read
   once every ``log_every`` steps. A non-finite loss is then traced back to its exact step, and
   the run stops with an error naming that step and the objective (no NaN policy is saved).
@@ -10,6 +13,8 @@
   the objective), the sampling generator, the step and the metric history.
 * Data parallel through ``torchrun`` (Gloo on CPU, NCCL on GPU): every rank draws the same global
   batch and computes its shard; DistributedDataParallel averages gradients (objectives/base.py).
+  With a ``DrawnSample`` each rank holds only its own, disjoint part of the one seeded sample
+  (plus every draw's reward, which the batch filter ranks): the same global batches.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from drpo_core.data import TrainingData
+from drpo_core.data import DrawnSample, TrainingData
 from drpo_core.objectives import Batch, Objective, make_config, make_objective, objective_class
 from drpo_core.policy import GaussianPolicy, PolicyConfig
 
@@ -169,12 +174,13 @@ class Trainer:
             lr=config.learning_rate,
         )
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        keep = self.objective.prepare(self.data.reward)
-        self.pool = (torch.arange(data.n_rows, device=self.device) if keep is None
-                     else torch.nonzero(keep).squeeze(1))
-        if len(self.pool) == 0:
-            raise ValueError(f"{config.algorithm}: no rows left after its dataset filter")
-        self._pool_cdf = _sampling_cdf(self.data.weight, self.pool)
+        self.drawn = isinstance(self.data, DrawnSample)
+        if isinstance(self.data, DrawnSample):
+            self._check_drawn(self.data)
+            self.pool = torch.arange(data.n_rows, device=self.device)
+            self._pool_cdf = None
+        else:
+            self._set_pool(self.objective.prepare(self.data.reward))
         probe = self.pool[:256]  # fixed rows for the collapse monitor (diagnostics.py)
         self._probe_states = self.data.state[probe]
         self._action_norm = self.data.action[probe].norm(dim=1).mean()
@@ -192,8 +198,46 @@ class Trainer:
         shard = config.batch_size // self.ctx.world_size
         self._shard = slice(self.ctx.rank * shard, (self.ctx.rank + 1) * shard)
 
+    def _set_pool(self, keep: torch.Tensor | None) -> None:
+        """Rows to sample from and their cumulative weights: the filter's weight (Q*) times the
+        objective's dataset-level kept mass (``prepare``)."""
+        d = self.data
+        self.pool = (torch.arange(d.n_rows, device=self.device) if keep is None
+                     else torch.nonzero(keep > 0).squeeze(1))
+        if len(self.pool) == 0:
+            raise ValueError(f"{self.config.algorithm}: no rows left after its dataset filter")
+        weight = None if d.weight is None else d.weight[self.pool]
+        if keep is not None and not bool((keep[self.pool] == 1).all()):
+            weight = keep[self.pool] * (1.0 if weight is None else weight)
+        self._pool_cdf = _sampling_cdf(weight)
+
+    def _check_drawn(self, sample: DrawnSample) -> None:
+        cfg, ctx = self.config, self.ctx
+        if (sample.batch_size, sample.world_size, sample.rank) != (
+                cfg.batch_size, ctx.world_size, ctx.rank):
+            raise ValueError(
+                f"the sample was drawn for batch_size {sample.batch_size} on rank "
+                f"{sample.rank} of {sample.world_size}; this run has batch_size "
+                f"{cfg.batch_size} on rank {ctx.rank} of {ctx.world_size}")
+        kappa = self.objective.dataset_kappa()
+        want = None if kappa is None or kappa >= 1.0 else kappa
+        have = sample.dataset_kappa if (sample.dataset_kappa or 1.0) < 1.0 else None
+        if want != have:
+            raise ValueError(
+                f"{cfg.algorithm} keeps the top kappa={want} of the dataset before training, "
+                f"the sample was drawn with dataset_kappa={have}: draw it with "
+                f"dataset_kappa={want}")
+
     def extend_data(self, new: TrainingData) -> None:
-        """Append rows (offline-to-online): they join the sampling pool from the next step."""
+        """Append rows (offline-to-online): they join the sampling pool from the next step.
+
+        Only for data held in memory. A pre-drawn sample fixes every future batch when it is
+        drawn: a run that gets new rows ingests them and draws a new sample for the steps left
+        (rows it has not drawn cannot join a sample without redrawing it).
+        """
+        if self.drawn:
+            raise ValueError("a pre-drawn sample cannot take new rows; ingest them and draw a "
+                             "new sample for the remaining steps")
         if (new.d_state, new.d_action) != (self.data.d_state, self.data.d_action):
             raise ValueError("new rows have other dimensions than the training data")
         if self.objective.prepare(self.data.reward) is not None:
@@ -212,8 +256,7 @@ class Trainer:
                                  torch.cat([old.reward, new.reward]),
                                  torch.cat([old.behavior_logprob, new.behavior_logprob]),
                                  weights)
-        self.pool = torch.arange(self.data.n_rows, device=self.device)
-        self._pool_cdf = _sampling_cdf(self.data.weight, self.pool)
+        self._set_pool(None)
         self.data_fingerprint = self.data.fingerprint()
 
     # ---- checkpoints ------------------------------------------------------------------------
@@ -278,6 +321,16 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------------
     def _batch(self) -> Batch:
+        d = self.data
+        if isinstance(d, DrawnSample):  # step t reads draws [t N, (t + 1) N) in order
+            n = self.config.batch_size
+            rows = slice(self.step * n // self.ctx.world_size,
+                         (self.step + 1) * n // self.ctx.world_size)
+            return Batch(state=d.state[rows], action=d.action[rows], reward=d.reward[rows],
+                         behavior_logprob=d.behavior_logprob[rows],
+                         reward_all=d.reward_all[self.step * n:(self.step + 1) * n],
+                         shard=self._shard, world_size=self.ctx.world_size,
+                         generator=self.generator)
         if self._pool_cdf is None:
             pick = torch.randint(len(self.pool), (self.config.batch_size,),
                                  generator=self.generator, device=self.device)
@@ -288,7 +341,6 @@ class Trainer:
             pick = pick.clamp_(max=len(self.pool) - 1)
         idx = self.pool[pick]
         local = idx[self._shard]
-        d = self.data
         return Batch(state=d.state[local], action=d.action[local], reward=d.reward[local],
                      behavior_logprob=d.behavior_logprob[local], reward_all=d.reward[idx],
                      shard=self._shard, world_size=self.ctx.world_size,
@@ -306,6 +358,9 @@ class Trainer:
         resumed_from = self.step or None
         if self.step > cfg.steps:
             raise CheckpointError(f"checkpoint is at step {self.step}, beyond steps={cfg.steps}")
+        if isinstance(self.data, DrawnSample) and cfg.steps > self.data.steps:
+            raise ValueError(f"the drawn sample covers {self.data.steps} steps of batch "
+                             f"{cfg.batch_size}; steps={cfg.steps}: draw steps x batch_size rows")
         window = torch.zeros(cfg.log_every, device=self.device)
         sums: dict[str, torch.Tensor] = {}
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.algorithm}",
@@ -370,11 +425,11 @@ class Trainer:
                 cb.on_log(self.step, metrics)
 
 
-def _sampling_cdf(weight: torch.Tensor | None, pool: torch.Tensor) -> torch.Tensor | None:
+def _sampling_cdf(weight: torch.Tensor | None) -> torch.Tensor | None:
     """Cumulative weights over the pool, or None when sampling is uniform."""
     if weight is None:
         return None
-    w = weight[pool].double()
+    w = weight.double()
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
         raise ValueError("sampling weights must be finite, >= 0 and not all zero")
     if bool((w == w[0]).all()):

@@ -122,3 +122,21 @@ def test_callbacks_receive_metrics_at_every_log_step() -> None:
     assert [s for s, _ in seen] == [10, 20, 30]
     assert {"losses/total", "filter/keep_share", "filter/nu", "policy/sigma"} <= set(seen[0][1])
     assert abs(seen[0][1]["filter/keep_share"] - 0.5) < 0.1  # P moves 2 % a step from P0
+
+
+def test_filtered_bc_keeps_the_top_kappa_mass_with_the_sql_tie_rule() -> None:
+    """kappa n = 2.5 of 10 rows: the two best rows whole, the third half (old configs'
+    ``fraction`` still loads as kappa)."""
+    import numpy as np
+
+    from drpo_core.data import TrainingData
+
+    n = 10
+    data = TrainingData(torch.randn(n, 2), torch.randn(n, 2), torch.arange(n).float(),
+                        torch.zeros(n))
+    cfg = TrainConfig(algorithm="filtered_bc", steps=1, batch_size=50_000, log_every=1,
+                      checkpoint_every=1, objective={"fraction": 0.25})
+    assert cfg.resolved_objective() == {"kappa": 0.25}
+    trainer = Trainer(cfg, data, progress=False)
+    counts = np.bincount(trainer._batch().reward_all.long().numpy(), minlength=n) / 50_000
+    np.testing.assert_allclose(counts, [0.0] * 7 + [0.2, 0.4, 0.4], atol=0.01)

@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from drpo_core.filtering import top_kappa
 from drpo_core.policy import GaussianPolicy, mlp
 
 #: AWR convention: exponential weights are clipped here (d3rlpy/CORL use 20 for AWR, 100 for IQL).
@@ -53,10 +54,10 @@ class LossOutput:
     metrics: dict[str, torch.Tensor]
 
 
-def global_masked_mean(values: torch.Tensor, mask_all: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """(1/K) sum over kept rows of the global batch, as this rank's share of the sum."""
-    count = mask_all.sum().clamp(min=1).to(values.dtype)
-    return (values * batch.local(mask_all).to(values.dtype)).sum() * batch.world_size / count
+def global_weighted_sum(values: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """sum over this rank's (already weighted) rows, scaled so that the gradient average over
+    ranks equals the single-process sum over the global batch."""
+    return values.sum() * batch.world_size
 
 
 class Objective(nn.Module):
@@ -70,9 +71,19 @@ class Objective(nn.Module):
         self.policy = policy
         self.config = config
 
-    def prepare(self, reward: torch.Tensor) -> torch.Tensor | None:
-        """Optional dataset-level row selection before training (None = keep all rows)."""
+    def dataset_kappa(self) -> float | None:
+        """kappa of a dataset-level top-kappa filter by reward, applied once before training
+        (None = none). The trainer applies it to data it holds (``prepare``); a sample drawn out
+        of core must have been drawn with it (``drpo_core.warehouse.sample``)."""
         return None
+
+    def prepare(self, reward: torch.Tensor) -> torch.Tensor | None:
+        """Kept mass of every row under ``dataset_kappa`` (filtering.py's tie rule), in [0, 1];
+        None = keep all rows."""
+        kappa = self.dataset_kappa()
+        if kappa is None or kappa >= 1.0:
+            return None
+        return top_kappa(reward, kappa).weight
 
     def loss(self, batch: Batch, step: int) -> LossOutput:
         raise NotImplementedError

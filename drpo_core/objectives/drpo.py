@@ -1,10 +1,11 @@
 """DRPO (paper Sec. 4, App. G Algorithm 1) and its two siblings that share the filter.
 
 Algorithm 1, per step on a batch of N rewards r:
-  K = int(N * P);  B_top = the K largest rewards                         (step 3)
+  K = N P;  B_top = the top K mass of r, ties at the cut share it (filtering.py) (step 3)
   P <- min(1, 1.02 P) if std(r_top) < 0.5 std(r) else max(0.05, 0.98 P)  (step 4, App. G)
   nu = min(r_top);  A_j = r_j - nu >= 0;  Ã = A / (std(A) + eps)         (step 5, no centring)
-  L = -(1/K) sum_{j in B_top} Ã_j log pi(a_j | s_j)                      (step 6)
+  L = -(1/K) sum_{j in B_top} m_j Ã_j log pi(a_j | s_j)                  (step 6)
+  (m_j = the row's kept mass: 1, or the tie share at the cut; std and means are m-weighted)
 
 This is the truncated regression J = kappa^-1 E[(R - nu*)_+ log pi] of the CVaR dual (Sec. 4.2,
 App. F.2): every kept weight is >= 0, so no repulsive gradient ever reaches the policy.
@@ -28,14 +29,14 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import Field
 
-from drpo_core.filtering import ControllerConfig, VarianceFeedbackController
+from drpo_core.filtering import ControllerConfig, TopFilter, VarianceFeedbackController
 from drpo_core.objectives.base import (
     Batch,
     LossOutput,
     Objective,
     ObjectiveConfig,
     exp_weights,
-    global_masked_mean,
+    global_weighted_sum,
 )
 from drpo_core.policy import GaussianPolicy
 
@@ -58,14 +59,19 @@ class DRPOExpConfig(DRPOConfig):
 
 
 class _FilteredObjective(Objective):
-    """Shared part: top-P filter on the global batch + controller update + metrics."""
+    """Shared part: top-P filter on the global batch + controller update + metrics.
+
+    The loss runs the policy on the kept rows with a non-zero weight only (on CPU: gathered,
+    about P N of the N rows; on an accelerator the whole shard under the weights, which needs
+    no host synchronisation). Both give L = -(1/K) sum_j w_j log pi(a_j | s_j) (step 6).
+    """
 
     def __init__(self, policy: GaussianPolicy, config: DRPOConfig) -> None:
         super().__init__(policy, config)
         self.controller = VarianceFeedbackController(config.controller)
 
-    def weights(self, reward: torch.Tensor, mask: torch.Tensor, nu: torch.Tensor
-                ) -> torch.Tensor:
+    def weights(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
+        """Per-row loss weights w_j of the global batch (0 outside the kept set)."""
         raise NotImplementedError
 
     def loss(self, batch: Batch, step: int) -> LossOutput:
@@ -73,9 +79,13 @@ class _FilteredObjective(Objective):
         keep_share = self.controller.keep_share.clone()
         kept = self.controller.filter(r_all)
         ratio = self.controller.update(r_all, kept)  # the new P is used from the next step
-        w_all = self.weights(r_all, kept.mask, kept.nu)
-        log_prob = self.policy.log_prob(batch.state, batch.action)
-        loss = -global_masked_mean(batch.local(w_all) * log_prob, kept.mask, batch)
+        w = batch.local(self.weights(r_all, kept))
+        state, action = batch.state, batch.action
+        if w.device.type == "cpu":  # only the rows that carry weight reach the network
+            rows = w.nonzero().squeeze(1)
+            w, state, action = w[rows], state[rows], action[rows]
+        log_prob = self.policy.log_prob(state, action)
+        loss = -global_weighted_sum(w * log_prob, batch) / kept.count.clamp(min=1e-12)
         metrics = {
             "filter/keep_share": keep_share,
             "filter/nu": kept.nu.detach(),
@@ -85,21 +95,22 @@ class _FilteredObjective(Objective):
         return LossOutput(loss, metrics)
 
 
+def _kept_mean(x: torch.Tensor, kept: TopFilter) -> torch.Tensor:
+    return (x * kept.weight).sum() / kept.count.clamp(min=1e-12)
+
+
 class DRPO(_FilteredObjective):
     name: ClassVar[str] = "drpo"
     Config: ClassVar[type[ObjectiveConfig]] = DRPOConfig
     config: DRPOConfig
 
-    def weights(self, reward: torch.Tensor, mask: torch.Tensor, nu: torch.Tensor
-                ) -> torch.Tensor:
-        kept = mask.to(reward.dtype)
-        count = kept.sum().clamp(min=1.0)
+    def weights(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
+        nu = kept.nu
         if self.config.baseline == "mean_top":  # ablation only: centred, repulsive terms back
-            nu = (reward * kept).sum() / count
-        advantage = torch.where(mask, reward - nu, torch.zeros_like(reward))  # >= 0 (step 5)
-        mean = (advantage * kept).sum() / count
-        std = torch.sqrt(((advantage - mean) ** 2 * kept).sum() / count)
-        return advantage / (std + self.config.eps)  # scale only, no centring
+            nu = _kept_mean(reward, kept)
+        advantage = torch.where(kept.mask, reward - nu, 0.0)  # >= 0 (step 5)
+        std = torch.sqrt(_kept_mean((advantage - _kept_mean(advantage, kept)) ** 2, kept))
+        return kept.weight * advantage / (std + self.config.eps)  # scale only, no centring
 
 
 class DRPOExp(_FilteredObjective):
@@ -107,18 +118,15 @@ class DRPOExp(_FilteredObjective):
     Config: ClassVar[type[ObjectiveConfig]] = DRPOExpConfig
     config: DRPOExpConfig
 
-    def weights(self, reward: torch.Tensor, mask: torch.Tensor, nu: torch.Tensor
-                ) -> torch.Tensor:
-        kept = mask.to(reward.dtype)
-        mean_top = (reward * kept).sum() / kept.sum().clamp(min=1.0)
-        w = exp_weights(reward - mean_top, self.config.temperature, self.config.max_weight)
-        return w * kept
+    def weights(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
+        w = exp_weights(reward - _kept_mean(reward, kept), self.config.temperature,
+                        self.config.max_weight)
+        return w * kept.weight
 
 
 class AdaptiveBC(_FilteredObjective):
     name: ClassVar[str] = "adaptive_bc"
     Config: ClassVar[type[ObjectiveConfig]] = DRPOConfig
 
-    def weights(self, reward: torch.Tensor, mask: torch.Tensor, nu: torch.Tensor
-                ) -> torch.Tensor:
-        return mask.to(reward.dtype)
+    def weights(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
+        return kept.weight

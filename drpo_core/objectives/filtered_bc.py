@@ -1,22 +1,28 @@
-"""Filtered behaviour cloning, %BC (CORL): BC on the dataset's top ``fraction`` by reward.
+"""Filtered behaviour cloning, %BC (CORL): BC on the dataset's top ``kappa`` by reward.
 
-The threshold is the dataset-level (1 - fraction)-quantile of the reward, fixed before training
-(CORL filters once, by return); rows at or above it are kept. This is the fixed-ratio filter of
-the paper's ablation and App. K ("Top 5 % / Top 40 % / 100 %").
+The cut is fixed before training (CORL filters once, by return) over the whole dataset, with
+the project's one tie rule (drpo_core/filtering.py, the SQL filter's): rank ceil(kappa n) by
+descending reward, rows tied at the cut share the fractional mass, so exactly kappa of the rows'
+mass is kept. This is the fixed-ratio filter of the paper's ablation and App. K ("Top 5 % /
+Top 40 % / 100 %").
+
+Before issue 12 the field was ``fraction`` (still accepted as an alias) and the cut was
+``reward >= torch.quantile(reward, 1 - fraction)``, an interpolating cut that kept a mass other
+than kappa with ties or a non-integer kappa n.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from drpo_core.objectives.base import Batch, LossOutput, Objective, ObjectiveConfig
 
 
 class FilteredBCConfig(ObjectiveConfig):
-    fraction: float = Field(0.1, gt=0.0, le=1.0, description="share of rows kept (top by reward)")
+    kappa: float = Field(0.1, gt=0.0, le=1.0, validation_alias=AliasChoices("kappa", "fraction"),
+                         description="kept mass of the dataset (top by reward); alias: fraction")
 
 
 class FilteredBC(Objective):
@@ -24,11 +30,8 @@ class FilteredBC(Objective):
     Config: ClassVar[type[ObjectiveConfig]] = FilteredBCConfig
     config: FilteredBCConfig
 
-    def prepare(self, reward: torch.Tensor) -> torch.Tensor | None:
-        if self.config.fraction >= 1.0:
-            return None
-        threshold = torch.quantile(reward.double(), 1.0 - self.config.fraction)
-        return reward.double() >= threshold
+    def dataset_kappa(self) -> float | None:
+        return self.config.kappa
 
     def loss(self, batch: Batch, step: int) -> LossOutput:
         return LossOutput(-self.policy.log_prob(batch.state, batch.action).mean(), {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hypothesis.strategies as st
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -11,6 +12,8 @@ from drpo_core.filtering import (
     ControllerConfig,
     VarianceFeedbackController,
     masked_std,
+    top_kappa,
+    top_kappa_weights,
     top_share_mask,
 )
 from drpo_core.objectives import Batch, make_objective
@@ -28,7 +31,7 @@ def test_kept_weights_nonnegative_and_boundary_row_zero() -> None:
     kept = obj.controller.filter(r)
     assert kept.mask.tolist() == [True, False, False, True, False, True, False, True]
     assert kept.nu.item() == pytest.approx(0.6)
-    w = obj.weights(r, kept.mask, kept.nu)
+    w = obj.weights(r, kept)
     assert (w >= 0).all()
     assert w[7].item() == 0.0  # the boundary row (r = nu) gets zero weight
     assert (w[~kept.mask] == 0).all()
@@ -49,8 +52,8 @@ def test_controller_multiplies_by_exactly_102_and_098() -> None:
 
 
 def test_controller_respects_bounds() -> None:
-    up = torch.tensor([1.0] * 7 + [0.0])  # K = 7: the kept rewards are all equal
-    high = VarianceFeedbackController(ControllerConfig(initial_keep_share=0.995))
+    up = torch.tensor([1.0] * 99 + [0.0])  # K = N P = 99: the kept rewards are all equal
+    high = VarianceFeedbackController(ControllerConfig(initial_keep_share=0.99))
     high.update(up, high.filter(up))
     assert high.keep_share.item() == 1.0
     down = torch.tensor([1000.0, 1.0, 1.0, 1.0, 1.0] + [0.0] * 95)  # K = 5, heavy top
@@ -91,24 +94,53 @@ rewards = st.lists(
 )
 
 
+def greedy_kept_mass(r: np.ndarray, kappa: float) -> np.ndarray:
+    """Reference of the SQL's tie rule, written as the LP it solves (App. F.1): fill the mass
+    kappa n greedily from the best distinct reward down; a group that does not fit whole shares
+    what is left equally."""
+    left = kappa * len(r)
+    mass = np.zeros(len(r))
+    for value in sorted(set(r.tolist()), reverse=True):
+        rows = r == value
+        take = min(1.0, left / rows.sum())
+        mass[rows] = take
+        left -= take * rows.sum()
+        if left <= 1e-12:
+            break
+    return mass
+
+
+def test_tie_rule_on_a_hand_example() -> None:
+    r = torch.tensor([5.0, 3.0, 3.0, 3.0, 1.0])
+    kept = top_kappa(r, 0.5)  # kappa n = 2.5: 5 whole, the three 3s share 1.5
+    torch.testing.assert_close(kept.weight, torch.tensor([1.0, 0.5, 0.5, 0.5, 0.0]))
+    assert kept.nu.item() == 3.0 and kept.count.item() == 2.5
+    kept = top_kappa(r, 0.1)  # kappa n = 0.5 < 1: the best row keeps half its mass
+    torch.testing.assert_close(kept.weight, torch.tensor([0.5, 0.0, 0.0, 0.0, 0.0]))
+    kept = top_share_mask(torch.arange(10.0), torch.tensor(0.55, dtype=torch.float64))
+    torch.testing.assert_close(kept.weight, torch.tensor([0.0] * 4 + [0.5] + [1.0] * 5))
+
+
 @settings(max_examples=200, deadline=None)
 @given(r=rewards, p=st.floats(0.01, 1.0))
-def test_filter_properties_on_random_rewards_with_ties(r: list[float], p: float) -> None:
+def test_filter_equals_the_numpy_reference_on_random_rewards_with_ties(r: list[float],
+                                                                      p: float) -> None:
     reward = torch.tensor(r, dtype=torch.float32)
-    n = len(r)
-    kept = top_share_mask(reward, torch.tensor(p))
-    k = int(kept.mask.sum())
-    assert k == min(max(int(torch.floor(torch.tensor(p) * n)), 1), n)
-    assert kept.count.item() == k
+    r64 = reward.double().numpy()
+    kept = top_share_mask(reward, torch.tensor(p, dtype=torch.float64))
+    reference = greedy_kept_mass(r64, p)
+    np.testing.assert_allclose(kept.weight.double().numpy(), reference, atol=1e-5)
+    np.testing.assert_allclose(top_kappa_weights(r64, p), reference, atol=1e-9)
+    assert kept.count.item() == pytest.approx(p * len(r), abs=1e-4)  # exactly kappa n
     assert reward[kept.mask].min().item() == kept.nu.item()
-    if k < n:
-        assert reward[~kept.mask].max() <= reward[kept.mask].min()
+    if not kept.mask.all():
+        assert reward[~kept.mask].max() <= kept.nu
     obj = drpo()
-    w = obj.weights(reward, kept.mask, kept.nu)
+    w = obj.weights(reward, kept)
     assert torch.isfinite(w).all() and (w >= 0).all()
     assert (w[~kept.mask] == 0).all()
-    assert (w[reward == kept.nu][kept.mask[reward == kept.nu]] == 0).all()
-    assert masked_std(reward, kept.mask) >= 0
+    assert (w[reward == kept.nu] == 0).all()  # advantage 0 at the cut
+    assert masked_std(reward, kept.weight) >= 0
 
 
 @settings(max_examples=100, deadline=None)

@@ -1,0 +1,171 @@
+"""The training sample drawn out of core (issue 15): the trainer never holds the whole window.
+
+A run of ``steps`` gradient steps at global batch ``N`` reads exactly ``steps x N`` rows, drawn
+with replacement in proportion to the filter's weights (Theorem 4.1's Q*, ``filter_weights`` of
+the last ``cvar_filter`` on this connection), or uniformly from the window. DuckDB draws them
+(sql/window_sample.sql: seeded uniforms ASOF-joined to the cumulative weights) and only the
+drawn rows leave it, in draw order: memory is bounded by the sample and DuckDB's buffer pool,
+never by the window.
+
+* Reproducible by seed: the uniforms come from numpy's PCG64 seeded with ``seed``; the
+  cumulative weights are in ``row_id`` order (stable while the writer lock is held, the same
+  contract as ``filter_weights``).
+* Distributed runs: draw j feeds global step j // N at batch position j mod N; rank r holds the
+  draws at positions [r N / W, (r + 1) N / W) of every batch (disjoint parts of one seeded
+  sample) plus the rewards of every draw, which the top-P filter ranks. The global batches are
+  those of the one-process run, so a W-process run equals it (tests/test_ddp.py).
+* An objective's dataset-level filter (``Objective.dataset_kappa``: filtered_bc's top kappa)
+  must see the whole window, which only the SQL does here: pass ``dataset_kappa`` and the
+  draw weights are multiplied by the rule's kept mass (sql/window_sample_kappa.sql), the same
+  rows the in-memory trainer keeps with ``prepare``. The trainer refuses a sample drawn
+  without it (a cut applied inside a with-replacement sample would rank duplicates).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+import sql
+from drpo_core.data import DrawnSample
+from drpo_core.filtering import CEIL_SLACK
+from drpo_core.warehouse.connection import Warehouse
+from drpo_core.warehouse.cvar_filter import FilterSteps, check_kappa
+from drpo_core.warehouse.export import BATCH_ROWS, _view
+
+#: the rows a sample is drawn from, as (row_id, weight): an allow-list, never a value
+SOURCES = {
+    True: "SELECT row_id, weight FROM filter_weights",
+    False: ("SELECT rowid AS row_id, 1.0::DOUBLE AS weight FROM interactions "
+            "WHERE event_date BETWEEN $start AND $end"),
+}
+_KAPPA_SOURCE = ("SELECT s.row_id, s.weight * CASE WHEN i.reward > c.cut THEN 1.0 ELSE c.share "
+                 "END AS weight FROM ({base}) s JOIN interactions i ON i.rowid = s.row_id, "
+                 "sample_cut c WHERE i.reward >= c.cut AND i.event_date BETWEEN $start AND $end")
+SQL_FILES = ("window_sample", "window_sample_kappa", "window_fingerprint")
+
+
+def _script(name: str, source: str) -> str:
+    return sql.load(name).replace("{source}", source)
+
+
+def _check_filtered(wh: Warehouse, filtered: bool) -> None:
+    if filtered and not wh.query("SELECT 1 FROM information_schema.tables "
+                                 "WHERE table_name = 'filter_weights'"):
+        raise ValueError("no filter_weights on this connection: run cvar_filter first "
+                         "(or pass filtered=False)")
+
+
+def window_fingerprint(wh: Warehouse, start: dt.date, end: dt.date, filtered: bool = True
+                       ) -> str:
+    """Content hash of the (filtered) window, computed in SQL (sql/window_fingerprint.sql)."""
+    _check_filtered(wh, filtered)
+    dims = wh.dims()
+    rows, hash_sum = _fetchone(wh, _script("window_fingerprint", SOURCES[filtered]),
+                               {"start": start, "end": end})
+    h = hashlib.sha256(f"{rows}|{hash_sum}|{dims}|{start}|{end}|{filtered}".encode())
+    return h.hexdigest()[:16]
+
+
+def weigh_window(wh: Warehouse, start: dt.date, end: dt.date, kappa: float,
+                 partition_by: str = "none") -> None:
+    """``filter_weights`` of cvar_filter without its lineage row, on any connection: the ranks
+    of a distributed run open the warehouse read-only and each computes the (exact, hence
+    identical) weights; the driver's ``cvar_filter`` records the run."""
+    steps = FilterSteps(wh, start, end, check_kappa(kappa), partition_by)
+    steps.bracket()
+    steps.settle()
+    steps.weigh()
+
+
+def _fetchone(wh: Warehouse, statement: str, params: dict) -> tuple:
+    """One statement's first row, binding only the parameters it names."""
+    result = wh.run_text(statement, params)[-1]
+    assert result is not None
+    return result.fetchone()
+
+
+def _dataset_cut(wh: Warehouse, params: dict, source: str, kappa: float) -> None:
+    """sample_cut: the cut and tie share of an objective's top kappa over the source rows."""
+    n = _fetchone(wh, f"SELECT count(*) FROM ({source}) WHERE weight > 0", params)[0]
+    if n == 0:
+        raise ValueError(f"no rows to sample between {params['start']} and {params['end']}")
+    k = min(max(math.ceil(kappa * n - CEIL_SLACK), 1), n)
+    wh.run_text(_script("window_sample_kappa", source), params | {"kappa": kappa, "k": k},
+                "window_sample_kappa")
+
+
+def draw_training_sample(wh: Warehouse, start: dt.date, end: dt.date, *, steps: int,
+                         batch_size: int, seed: int, filtered: bool = True,
+                         dataset_kappa: float | None = None, rank: int = 0,
+                         world_size: int = 1, batch_rows: int = BATCH_ROWS) -> DrawnSample:
+    """``steps x batch_size`` weighted draws with replacement; this rank's part as tensors."""
+    if steps <= 0 or batch_size <= 0:
+        raise ValueError(f"steps ({steps}) and batch_size ({batch_size}) must be positive")
+    if batch_size % world_size or not 0 <= rank < world_size:
+        raise ValueError(f"batch_size {batch_size} must split over {world_size} processes "
+                         f"and rank {rank} be one of them")
+    dims = wh.dims()
+    if dims is None:
+        raise ValueError(f"database {wh.path} has no interactions yet")
+    _check_filtered(wh, filtered)
+    if dataset_kappa is not None and not 0.0 < dataset_kappa <= 1.0:
+        raise ValueError(f"dataset_kappa must be in (0, 1], got {dataset_kappa}")
+    params = {"start": start, "end": end}
+    source = SOURCES[filtered]
+    if dataset_kappa is not None and dataset_kappa < 1.0:
+        _dataset_cut(wh, params, source, dataset_kappa)
+        source = _KAPPA_SOURCE.replace("{base}", source)
+    n_draws = steps * batch_size
+    uniforms = pa.table({"pos": pa.array(np.arange(n_draws, dtype=np.int64)),
+                         "u": pa.array(np.random.default_rng(seed).random(n_draws))})
+    wh.con.register("sample_uniforms", uniforms)
+    try:
+        wh.run_text(_script("window_sample", source), params, "window_sample")
+    finally:
+        wh.con.unregister("sample_uniforms")
+    drawn = wh.query("SELECT count(*) FROM sample_draws")[0][0]
+    if drawn != n_draws:  # an empty window or all weights zero
+        raise ValueError(f"no rows with positive weight to sample between {start} and {end}")
+    shard = batch_size // world_size
+    mine = _fetch(wh, params | {"batch": batch_size, "shard": shard, "rank": rank},
+                  "AND (d.pos % $batch) // $shard = $rank", steps * shard, dims, batch_rows)
+    if world_size == 1:
+        reward_all = mine[2].clone()
+    else:
+        reward_all = torch.from_numpy(wh.con.sql(
+            "SELECT CAST(i.reward AS FLOAT) AS r FROM sample_draws d JOIN interactions i "
+            "ON i.rowid = d.row_id WHERE i.event_date BETWEEN $start AND $end ORDER BY d.pos",
+            params=params).fetchnumpy()["r"].copy())
+    fingerprint = window_fingerprint(wh, start, end, filtered)
+    return DrawnSample(*mine, reward_all=reward_all, batch_size=batch_size, rank=rank,
+                       world_size=world_size, dataset_kappa=dataset_kappa,
+                       source=f"{fingerprint}|seed={seed}|kappa={dataset_kappa}")
+
+
+def _fetch(wh: Warehouse, params: dict, where: str, n: int, dims: tuple[int, int],
+           batch_rows: int) -> tuple[torch.Tensor, ...]:
+    """This rank's drawn rows in draw order, streamed into tensors allocated once."""
+    d_state, d_action = dims
+    out = (torch.empty(n, d_state), torch.empty(n, d_action), torch.empty(n), torch.empty(n))
+    query = ("SELECT i.state, i.action, i.reward, i.behavior_logprob FROM sample_draws d "
+             "JOIN interactions i ON i.rowid = d.row_id "
+             f"WHERE i.event_date BETWEEN $start AND $end {where} ORDER BY d.pos")
+    row = 0
+    for batch in wh.con.sql(query, params=params).to_arrow_reader(batch_rows):
+        k = batch.num_rows
+        for j, (name, dim) in enumerate((("state", d_state), ("action", d_action))):
+            col = batch.column(name)
+            out[j][row : row + k] = _view(col.values if col.offset == 0 else col.flatten(), dim)
+        for j, name in ((2, "reward"), (3, "behavior_logprob")):
+            values = batch.column(name).cast(pa.float32()).to_numpy(zero_copy_only=False)
+            out[j][row : row + k] = torch.from_numpy(values)
+        row += k
+    if row != n:
+        raise RuntimeError(f"sample fetch read {row} rows, expected {n}")
+    return out
