@@ -22,14 +22,15 @@ def compose() -> dict:
 
 def test_services_volumes_and_health(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"postgres", "mlflow", "prefect-server", "worker"}
+    assert set(services) == {"postgres", "mlflow", "prefect-server", "worker", "worker-gpu"}
     for name, svc in services.items():
         assert "healthcheck" in svc, name
         for volume in svc.get("volumes", []):
             source = volume.split(":")[0]
             if not source.startswith((".", "/", "$")):
                 assert source in compose["volumes"], f"{name}: undeclared volume {source}"
-    assert set(compose["volumes"]) == {"postgres-data", "mlflow-artifacts", "drpo-data"}
+    assert set(compose["volumes"]) == {"postgres-data", "mlflow-artifacts", "mlflow-auth",
+                                       "drpo-data"}
 
 
 def test_ports_bind_to_loopback_only(compose: dict) -> None:
@@ -39,7 +40,7 @@ def test_ports_bind_to_loopback_only(compose: dict) -> None:
 
 def test_services_find_each_other(compose: dict) -> None:
     s = compose["services"]
-    assert "@postgres:5432/mlflow" in " ".join(s["mlflow"]["command"])
+    assert "@postgres:5432/mlflow" in s["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
     assert "@postgres:5432/prefect" in s["prefect-server"]["environment"][
         "PREFECT_API_DATABASE_CONNECTION_URL"]
     assert s["mlflow"]["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
@@ -59,7 +60,7 @@ def test_entrypoints_are_real_commands(compose: dict) -> None:
     serve_options = {opt for p in cli.commands["serve"].params for opt in p.opts}
     assert "--timezone" in serve_options
     mlflow_flags = {a for a in compose["services"]["mlflow"]["command"] if a.startswith("--")}
-    assert mlflow_flags <= {"--host", "--port", "--backend-store-uri",
+    assert mlflow_flags == {"--host", "--port", "--app-name", "--allowed-hosts",
                             "--artifacts-destination", "--workers"}
     for dockerfile in ("Dockerfile", "Dockerfile.cuda"):
         text = (DOCKER / dockerfile).read_text()
@@ -69,14 +70,17 @@ def test_entrypoints_are_real_commands(compose: dict) -> None:
         assert "constraints.txt" in text and "'.[server]'" in text
 
 
-def test_mlflow_server_accepts_the_compose_flags() -> None:
+def test_mlflow_server_accepts_the_compose_flags(compose: dict) -> None:
     from click.testing import CliRunner
     from mlflow.cli import cli as mlflow_cli
 
     result = CliRunner().invoke(mlflow_cli, ["server", "--help"])
     assert result.exit_code == 0
-    for flag in ("--backend-store-uri", "--artifacts-destination", "--workers"):
+    for flag in [a for a in compose["services"]["mlflow"]["command"] if a.startswith("--")]:
         assert flag in result.output
+    server = mlflow_cli.commands["server"]
+    backend = next(p for p in server.params if "--backend-store-uri" in p.opts)
+    assert backend.envvar == "MLFLOW_BACKEND_STORE_URI"  # compose passes the URI this way
 
 
 def test_service_entrypoints_are_installed_executables(compose: dict) -> None:
