@@ -8,7 +8,7 @@ export DRPO_HOME ?= $(CURDIR)/.drpo
 export DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
-export PREFECT_LOGGING_LEVEL ?= WARNING
+export PREFECT_LOGGING_LEVEL ?= INFO
 
 # The main job (override: make run RUN_ROWS=200000): simulate 8 days of logs, backfill the
 # first 7 (ingest, validate, retrain on them), then the nightly flow for the 8th.

@@ -52,6 +52,12 @@ class RunParameters(BaseModel):
                                                           "globally, per event_date or per "
                                                           "user segment")
     algorithm: Algorithm = Field("drpo", description="training objective (drpo = Algorithm 1)")
+    missing_days: Literal["warn", "refuse"] = Field(
+        "warn", description="a window day without rows: train anyway with a warning (the "
+                            "coverage is recorded on the version) or refuse the run")
+    allow_unvalidated: bool = Field(
+        False, description="train on a window with a day whose validation failed or never "
+                           "ran (recorded on the version); refused otherwise")
     train_steps: int = Field(3000, gt=0, description="gradient steps")
     batch_size: int = Field(320, gt=0, description="global mini-batch size (paper: N = 320)")
     seed: int = Field(0, ge=0, description="seed of weights, sampling and evaluation")

@@ -57,6 +57,8 @@ def validate_task(event_date: dt.date) -> ValidationOutcome:
 @task(name="filter", cache_policy=NO_CACHE)
 def filter_task(logical_date: dt.date, params: RunParameters) -> window.Window:
     result = window.prepare_window(logical_date, params)
+    for warning in result.warnings:
+        get_run_logger().warning("window of %s: %s", logical_date, warning)
     create_table_artifact(key="filter-thresholds", table=result.summary["partitions"],
                           description=f"Theorem 4.1 cut per partition, kappa={params.kappa}")
     return result
@@ -65,7 +67,11 @@ def filter_task(logical_date: dt.date, params: RunParameters) -> window.Window:
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(logical_date: dt.date, win: window.Window, config: TrainConfig
                ) -> train.TrainStep:
-    return train.train(logical_date, win, config, progress=True)
+    logger = get_run_logger()
+    logger.info("training %s for %d steps on %s rows", config.algorithm, config.steps,
+                f"{win.data.n_rows:,}")
+    return train.train(logical_date, win, config, progress=True,
+                       callbacks=[train.ProgressLog(logger, config.steps)])
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5])

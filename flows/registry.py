@@ -54,7 +54,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from flows.recommender import CATALOGUE_ARTIFACT, POLICY_ARTIFACT, file_sha256
 from flows.settings import drpo_home
 
 MODEL_NAME = "drpo-policy"
@@ -81,6 +80,13 @@ HTTP_LIMITS = {
 }
 
 _T = TypeVar("_T")
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 the recommender checks too (flows/recommender.py, which imports mlflow)."""
+    from flows.recommender import file_sha256 as sha256
+
+    return sha256(path)
 
 
 class RegistryUnavailableError(RuntimeError):
@@ -454,7 +460,8 @@ def _register_new(client: Any, *, run_key: str, run_name: str, params: dict[str,
             mlflow.log_artifact(str(torchscript_path))
             if catalogue_ids is not None and catalogue_embeddings is not None:
                 info = _log_recommender(Path(tmp), torchscript_path, sha, d_state,
-                                        catalogue_ids, catalogue_embeddings, k)
+                                        catalogue_ids, catalogue_embeddings, k,
+                                        getattr(policy_module, "out_dim", None))
             else:
                 info = _log_pytorch(policy_module, d_state)
         _ensure_registered_model(client)
@@ -469,15 +476,20 @@ def _register_new(client: Any, *, run_key: str, run_name: str, params: dict[str,
 
 
 def _log_recommender(tmp: Path, policy: Path, sha: str, d_state: int, ids: list[str],
-                     embeddings: np.ndarray, k: int) -> Any:
+                     embeddings: np.ndarray, k: int, d_action: int | None) -> Any:
     import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
+    from flows.recommender import CATALOGUE_ARTIFACT, POLICY_ARTIFACT
 
     embeddings = np.asarray(embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or len(embeddings) != len(ids):
         raise ValueError(f"catalogue_embeddings must be (n_items={len(ids)}, d_action), got "
                          f"{embeddings.shape}")
+    if d_action is not None and embeddings.shape[1] != d_action:
+        raise ValueError(f"catalogue_embeddings have {embeddings.shape[1]} columns, the "
+                         f"policy's actions {d_action}")
     if not np.isfinite(embeddings).all():
         raise ValueError("catalogue_embeddings must be finite")
     if not 1 <= k <= len(ids):

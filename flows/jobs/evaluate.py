@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drpo_core.warehouse.days import simulator_config
-
 from drpo_core.evaluation.scoring import HeldoutSample, OnlineSetting, PolicyScore, score_policy
 from drpo_core.export import load_policy
 from drpo_core.inference import load_run_policy, numpy_policy
 from drpo_core.warehouse import open_warehouse
+from drpo_core.warehouse.days import simulator_config
 from drpo_core.warehouse.heldout import heldout_rows, item_catalogue
 from flows.params import RunParameters
 from flows.settings import db_path

@@ -41,10 +41,17 @@ def _tags(logical_date: dt.date, step: TrainStep, window: Window,
     tags = {"logical_date": logical_date.isoformat(),
             "window": f"{s['window_start']}..{s['window_end']}", "kappa": str(s["kappa"]),
             "data_hash": window.data.fingerprint(), "sql_hash": s["sql_hash"],
-            "git_sha": git_sha(), "validation": "passed" if validation.success else "failed",
+            "git_sha": git_sha(), "validation": _validation_tag(validation, window),
             "algorithm": step.config["algorithm"], "healthy": str(step.health.get("healthy")),
+            **window.coverage_tags,
             **{k: f"{v:.6g}" for k, v in metrics.items() if k.startswith("eval/")}}
     return {k.replace("/", "."): v for k, v in tags.items()}
+
+
+def _validation_tag(validation: ValidationOutcome, window: Window) -> str:
+    """passed: the logical date and every window day passed; overridden: trained anyway."""
+    clean = window.coverage_tags["window_unvalidated_days"] == "none"
+    return "passed" if validation.success and clean else "overridden"
 
 
 def register(logical_date: dt.date, step: TrainStep, window: Window, evaluation: Evaluation,

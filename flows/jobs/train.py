@@ -6,12 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
+import math
+import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from drpo_core.diagnostics import policy_health
-from drpo_core.trainer import TrainConfig
+from drpo_core.trainer import Callback, TrainConfig
 from drpo_core.training_run import POLICY_FILE, run_training
 from flows.jobs.window import Window
 from flows.settings import runs_dir
@@ -38,15 +42,36 @@ def run_key(logical_date: dt.date, window: Window, config: TrainConfig) -> str:
     return h.hexdigest()[:16]
 
 
+class ProgressLog:
+    """A trainer callback that reports step, loss, keep share and sigma to a logger (the
+    Prefect run logger in a flow), at most once every ``min_seconds``, and the last step."""
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter, steps: int,
+                 min_seconds: float = 5.0) -> None:
+        self.logger, self.steps, self.min_seconds = logger, steps, min_seconds
+        self._last = -math.inf
+
+    def on_log(self, step: int, metrics: dict[str, float]) -> None:
+        now = time.monotonic()
+        if now - self._last < self.min_seconds and step < self.steps:
+            return
+        self._last = now
+        nan = float("nan")
+        self.logger.info("train step %d/%d: loss %.4g, keep share P %.3f, sigma %.4g", step,
+                         self.steps, metrics.get("losses/total", nan),
+                         metrics.get("filter/keep_share", nan),
+                         metrics.get("policy/sigma", nan))
+
+
 def train(logical_date: dt.date, window: Window, config: TrainConfig,
-          progress: bool = True) -> TrainStep:
+          progress: bool = True, callbacks: Sequence[Callback] = ()) -> TrainStep:
     key = run_key(logical_date, window, config)
     run_dir = runs_dir() / logical_date.isoformat() / key
     reused = (run_dir / POLICY_FILE).exists() and (run_dir / "metrics.json").exists()
     if not reused:
         resume = (run_dir / "checkpoint.pt").exists()
         run_training(config, window.data, run_dir, resume=resume, overwrite=not resume,
-                     progress=progress)
+                     progress=progress, callbacks=callbacks)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     health = policy_health(metrics["history"], config.policy)
     resolved = config.model_dump(mode="json") | {"objective": config.resolved_objective()}

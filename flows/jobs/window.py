@@ -1,23 +1,31 @@
-"""The training window of a logical date: the SQL top-kappa filter, then its rows as tensors."""
+"""The training window of a logical date: its days checked (validated, present), the SQL
+top-kappa filter, then its rows as tensors."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from drpo_core.data import TrainingData
 from drpo_core.warehouse import open_warehouse
 from drpo_core.warehouse.cvar_filter import FilterReport, cvar_filter
+from drpo_core.warehouse.days import DayStatus, unvalidated_days, window_days
 from drpo_core.warehouse.export import export_window
 from flows.params import RunParameters
 from flows.settings import db_path
+
+
+class WindowRefusedError(ValueError):
+    """The window has a day it must not train on (unvalidated, or missing when refused)."""
 
 
 @dataclass
 class Window:
     data: TrainingData
     report: FilterReport
+    days: list[DayStatus] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -29,10 +37,42 @@ class Window:
                 "rows_kept": r.rows_kept, "sql_hash": r.sql_hash,
                 "partitions": [asdict(p) for p in r.partitions]}
 
+    @property
+    def coverage_tags(self) -> dict[str, str]:
+        """Which days the version was trained on, for its tags."""
+        missing = [d.event_date.isoformat() for d in self.days if d.missing]
+        unvalidated = [d.isoformat() for d in unvalidated_days(self.days)
+                       if d.isoformat() not in missing]
+        return {"window_coverage": f"{len(self.days) - len(missing)}/{len(self.days)}",
+                "window_missing_days": ",".join(missing) or "none",
+                "window_unvalidated_days": ",".join(unvalidated) or "none"}
+
+
+def check_days(days: list[DayStatus], params: RunParameters) -> list[str]:
+    """Refuse unvalidated days (unless allowed) and, if asked, missing days; else warnings."""
+    present = [d for d in days if not d.missing]
+    unvalidated = unvalidated_days(present)
+    missing = [d.event_date.isoformat() for d in days if d.missing]
+    if unvalidated and not params.allow_unvalidated:
+        raise WindowRefusedError(
+            "the window has days that did not pass validation: "
+            + ", ".join(d.isoformat() for d in unvalidated)
+            + " (validate them, or pass --allow-unvalidated to train anyway)")
+    if missing and params.missing_days == "refuse":
+        raise WindowRefusedError(f"the window has days without logs: {', '.join(missing)}")
+    warnings = [f"{len(missing)} of {len(days)} window days have no logs: {', '.join(missing)}"
+                ] if missing else []
+    if unvalidated:
+        warnings.append("training on days that did not pass validation (allowed): "
+                        + ", ".join(d.isoformat() for d in unvalidated))
+    return warnings
+
 
 def prepare_window(logical_date: dt.date, params: RunParameters) -> Window:
     start, end = params.window(logical_date)
     with open_warehouse(db_path()) as wh:
+        days = window_days(wh, start, end)
+        warnings = check_days(days, params)
         report = cvar_filter(wh, start, end, params.kappa, params.partition_by)
         data = export_window(wh, start, end, filtered=True)
-    return Window(data, report)
+    return Window(data, report, days, warnings)

@@ -10,6 +10,7 @@ import pytest
 
 from flows import pipeline, registry
 from flows.jobs.data import ValidationFailedError
+from flows.jobs.window import WindowRefusedError
 from flows.params import RunParameters, backfill_dates
 from tests.flows.conftest import FIRST_DAY
 
@@ -97,6 +98,32 @@ def test_validation_failure_stops_before_training_and_moves_no_alias(prefect_api
     assert sorted(versions(client)) == [1]
     assert alias(client, "champion") == 1
     assert not (home / "runs" / DAY3.isoformat()).exists()
+
+
+def corrupt_rewards(home, day: dt.date, rows: int = 300) -> None:
+    """Make ``rows`` rewards of the day NaN: ingest quarantines them, validation fails."""
+    path = home / "logs" / "live" / f"event_date={day.isoformat()}" / "part-0.parquet"
+    table = pq.read_table(path)
+    rewards = table.column("reward").to_pylist()
+    rewards[:rows] = [float("nan")] * rows
+    pq.write_table(table.set_column(table.schema.get_field_index("reward"), "reward",
+                                    pa.array(rewards, pa.float64())), path)
+
+
+def test_a_window_day_that_failed_validation_is_not_trained_on(prefect_api, home):
+    corrupt_rewards(home, DAY2)
+    with pytest.raises(ValidationFailedError, match="2026-01-02"):
+        pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="none", params=FAST)
+    with pytest.raises(WindowRefusedError, match="did not pass validation: 2026-01-02"):
+        pipeline.nightly_retrain(logical_date=DAY3, params=FAST)
+    assert not (home / "runs" / DAY3.isoformat()).exists()
+    client = registry.configure()
+    assert versions(client) == {}
+    run = pipeline.nightly_retrain(logical_date=DAY3, params=fast(allow_unvalidated=True))
+    tags = versions(client)[run["version"]]
+    assert tags["validation"] == "overridden"
+    assert tags["window_unvalidated_days"] == "2026-01-02"
+    assert tags["window_coverage"] == "2/2" and tags["window_missing_days"] == "none"
 
 
 def test_unreachable_mlflow_is_retried_then_fails_and_a_rerun_registers_once(
