@@ -22,6 +22,7 @@ broken by catalogue order so a request always gets the same answer.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -55,7 +56,10 @@ def top_k_items(actions: np.ndarray, embeddings: np.ndarray, ids: np.ndarray, k:
 class Recommender(mlflow.pyfunc.PythonModel):
     """pyfunc: states (n, d_state) float32 -> item ids (n, k)."""
 
-    # no type hints on the two hooks: MLflow would read them as a (wrong) input schema
+    # the signature (a float32 tensor of states) is the input contract; no type hints on
+    # predict, and MLflow's hint-based validation (which would warn about them) is off
+    _skip_type_hint_validation = True
+
     def load_context(self, context):
         import torch
 
@@ -66,7 +70,9 @@ class Recommender(mlflow.pyfunc.PythonModel):
         if expected is None or actual != expected:
             raise ValueError(f"policy artifact {Path(policy_path).name} has SHA-256 {actual}, "
                              f"the model records {expected}: refusing to load it")
-        self.policy = torch.jit.load(policy_path, map_location="cpu").eval()
+        with warnings.catch_warnings():  # torch 2.13 marks TorchScript deprecated; it works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.policy = torch.jit.load(policy_path, map_location="cpu").eval()
         with np.load(context.artifacts[CATALOGUE_ARTIFACT], allow_pickle=False) as catalogue:
             self.ids = catalogue["ids"]
             self.embeddings = catalogue["embeddings"].astype(np.float32)

@@ -358,11 +358,11 @@ def _log_window(window: WindowInput) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(window.summary or [{"digest": window.digest}])
-    with warnings.catch_warnings():  # MLflow warns that a local path source is resolved
+    with warnings.catch_warnings():  # the path source is resolved, int columns can't be null
         warnings.simplefilter("ignore")
         dataset = mlflow.data.from_pandas(frame, source=window.source, name=window.name,
                                           digest=window.digest)
-    mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training")
 
 
 def version_description(tags: dict[str, str], k: int | None, n_items: int | None) -> str:
