@@ -212,9 +212,8 @@ def configure() -> Any:
 
 # --- lock per run_key ------------------------------------------------------------------------
 
-_held: dict[str, int] = {}
-_held_guard = threading.Lock()
-_locks: dict[str, Any] = {}
+_locks: dict[Path, Any] = {}
+_locks_guard = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -224,12 +223,12 @@ def registration_lock(run_key: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator
     from filelock import FileLock, Timeout
 
     _check_key(run_key)
-    with _held_guard:
-        if run_key not in _locks:
-            path = drpo_home() / "locks" / f"register-{run_key}.lock"
+    path = drpo_home() / "locks" / f"register-{run_key}.lock"
+    with _locks_guard:
+        if path not in _locks:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _locks[run_key] = FileLock(str(path), thread_local=False)
-        lock = _locks[run_key]
+            _locks[path] = FileLock(str(path), thread_local=False)
+        lock = _locks[path]
     try:
         lock.acquire(timeout=timeout)
     except Timeout:

@@ -220,3 +220,21 @@ def test_rollback_walks_past_blocked_versions(client, tmp_path):
 def test_promote_of_a_missing_version_says_so(client):
     with pytest.raises(ValueError, match="has no version 999"):
         registry.promote(client, 999)
+
+
+def test_the_registration_lock_is_reentrant_here_and_exclusive_across_processes(client):
+    script = ("from flows import registry\n"
+              "try:\n"
+              f"    with registry.registration_lock({KEY!r}, timeout=0.5):\n"
+              "        print('acquired')\n"
+              "except RuntimeError as err:\n"
+              "    print(err)\n")
+
+    def other_process() -> str:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120)
+        return out.stdout.strip()
+
+    with registry.registration_lock(KEY), registry.registration_lock(KEY):  # re-entrant
+        assert "holds the registration lock" in other_process()
+    assert other_process() == "acquired"
