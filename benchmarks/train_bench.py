@@ -1,7 +1,8 @@
 """Training throughput, side by side in one run on the same data, network, batch and threads.
 
     make bench            # installs the bench extra (d3rlpy, polars) and runs the benchmarks
-    .venv/bin/python benchmarks/train_bench.py [--steps 1500] [--threads 1] [--compile]
+    .venv/bin/python benchmarks/train_bench.py [--steps 1500] [--threads 1] [--repeats 3]
+                                               [--compile] [--profile]
 
 Rows (gradient steps per second, higher is better):
   floor        a bare PyTorch loop: same MLP (2 x 128), Gaussian NLL, Adam, index sampling
@@ -9,7 +10,12 @@ Rows (gradient steps per second, higher is better):
   d3rlpy BC / IQL        d3rlpy 2.x (stochastic BC policy, IQL) through ``fit``
   ours bc compiled       with ``torch.compile`` of the policy (only with --compile)
 Goals (issue: drpo_core): bc and drpo >= 0.9 x floor; iql >= 2 x d3rlpy IQL.
-Threads default to 1: 2 threads swing up to 6x on these 2-core machines.
+Threads default to 1: 2 threads swing up to 6x on these 2-core machines. The loops take turns
+``--repeats`` times (rounds); each round's ratio to that round's floor is printed, and the
+table's ratio is the median of the rounds' ratios. The load average before and after says
+whether other work shared the machine.
+``--profile`` times the parts of DRPO's step apart (the per-batch top-K, the controller, the
+weights; the network on all N rows vs on the kept rows only).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
+import statistics
 import time
 from collections.abc import Callable
 
@@ -106,6 +114,46 @@ def d3rlpy_runner(data: TrainingData, algorithm: str) -> Callable[[int], None] |
     return run
 
 
+def profile_drpo(data: TrainingData, steps: int) -> None:
+    """The parts of DRPO's step, each timed alone over ``steps`` repetitions (ms per step)."""
+    from drpo_core.objectives import make_objective
+
+    torch.manual_seed(0)
+    policy = GaussianPolicy(data.d_state, data.d_action)
+    objective = make_objective("drpo", policy)
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-4)
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randint(data.n_rows, (BATCH,), generator=g) for _ in range(steps)]
+    kept_rows: list[int] = []
+
+    def part(fn: Callable[[torch.Tensor], None]) -> float:
+        start = time.perf_counter()
+        for idx in batches:
+            fn(idx)
+        return (time.perf_counter() - start) / steps * 1e3
+
+    def select(idx: torch.Tensor) -> None:  # top-K, controller, weights: no network
+        r = data.reward[idx]
+        kept = objective.controller.filter(r)
+        objective.controller.update(r, kept)
+        kept_rows.append(int((objective.weights(r, kept) > 0).sum()))
+
+    def network(rows: torch.Tensor) -> None:
+        loss = -policy.log_prob(data.state[rows], data.action[rows]).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    t_select = part(select)
+    mean_kept = round(statistics.mean(kept_rows))
+    t_all = part(network)
+    t_kept = part(lambda idx: network(idx[:mean_kept]))
+    print(f"DRPO step parts, ms per step over {steps} steps (batch {BATCH}):")
+    print(f"  top-K filter + controller + weights (320 rewards)   {t_select:7.3f}")
+    print(f"  policy NLL forward/backward + Adam, all {BATCH} rows  {t_all:7.3f}")
+    print(f"  the same on the kept rows only (mean {mean_kept})       {t_kept:7.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
@@ -113,6 +161,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sim = LogSimulator(scenario_config("medium"))
@@ -120,21 +170,34 @@ def main() -> None:
     print(f"training benchmark: {data.n_rows:,} rows, d_state={data.d_state}, "
           f"d_action={data.d_action}, MLP {HIDDEN}, batch {BATCH}, threads {args.threads}, "
           f"{args.steps} timed steps after {args.warmup} warm-up")
-    rows: dict[str, float] = {"floor (bare PyTorch)": timed(bare_loop(data), args.steps,
-                                                              args.warmup)}
+    if args.profile:
+        profile_drpo(data, args.steps)
+        return
+    loops: dict[str, Callable[[], Callable[[int], None] | None]] = {
+        "floor (bare PyTorch)": lambda: bare_loop(data)}
     for algorithm in ("bc", "drpo", "iql"):
-        rows[f"ours {algorithm}"] = timed(ours(data, algorithm), args.steps, args.warmup)
+        loops[f"ours {algorithm}"] = lambda a=algorithm: ours(data, a)
     for algorithm in ("bc", "iql"):
-        runner = d3rlpy_runner(data, algorithm)
-        if runner is not None:
-            rows[f"d3rlpy {algorithm.upper()}"] = timed(runner, args.steps, args.warmup)
+        loops[f"d3rlpy {algorithm.upper()}"] = lambda a=algorithm: d3rlpy_runner(data, a)
     if args.compile:
-        rows["ours bc compiled"] = timed(ours(data, "bc", True), args.steps,
-                                         max(args.warmup, 200))
-    floor = rows["floor (bare PyTorch)"]
-    print(f"{'loop':<24}{'steps/s':>10}{'x floor':>10}")
-    for name, rate in rows.items():
-        print(f"{name:<24}{rate:>10.0f}{rate / floor:>10.2f}")
+        loops["ours bc compiled"] = lambda: ours(data, "bc", True)
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    rounds: dict[str, list[float]] = {}
+    for _ in range(args.repeats):
+        for name, make in loops.items():
+            run = make()
+            if run is not None:
+                warmup = max(args.warmup, 200) if name.endswith("compiled") else args.warmup
+                rounds.setdefault(name, []).append(timed(run, args.steps, warmup))
+    print(f"load average after: {os.getloadavg()[0]:.2f} (2 cores; above ~1 means other "
+          "work shared the machine)")
+    floors = rounds["floor (bare PyTorch)"]
+    rows = {name: statistics.median(rates) for name, rates in rounds.items()}
+    print(f"{'loop':<24}{'steps/s':>10}{'x floor':>10}   rounds (x floor)")
+    for name, rates in rounds.items():
+        ratios = [r / f for r, f in zip(rates, floors, strict=True)]
+        print(f"{name:<24}{rows[name]:>10.0f}{statistics.median(ratios):>10.2f}   "
+              + ", ".join(f"{x:.2f}" for x in ratios))
     if "d3rlpy IQL" in rows:
         print(f"ours iql / d3rlpy IQL = {rows['ours iql'] / rows['d3rlpy IQL']:.2f} (goal >= 2)")
     if "d3rlpy BC" in rows:

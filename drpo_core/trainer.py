@@ -86,6 +86,13 @@ class TrainConfig(BaseModel):
     def resolved_objective(self) -> dict[str, Any]:
         return make_config(self.algorithm, self.objective).model_dump(mode="json")
 
+    def dataset_kappa(self) -> float | None:
+        """The objective's dataset-level top-kappa (filtered_bc), None when it has none: what
+        ``draw_training_sample(..., dataset_kappa=...)`` needs for this run."""
+        kappa = objective_class(self.algorithm).dataset_kappa_of(
+            make_config(self.algorithm, self.objective))
+        return None if kappa is None or kappa >= 1.0 else kappa
+
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or inf: the run stops, nothing is exported."""
@@ -219,8 +226,7 @@ class Trainer:
                 f"the sample was drawn for batch_size {sample.batch_size} on rank "
                 f"{sample.rank} of {sample.world_size}; this run has batch_size "
                 f"{cfg.batch_size} on rank {ctx.rank} of {ctx.world_size}")
-        kappa = self.objective.dataset_kappa()
-        want = None if kappa is None or kappa >= 1.0 else kappa
+        want = self.objective.dataset_kappa()
         have = sample.dataset_kappa if (sample.dataset_kappa or 1.0) < 1.0 else None
         if want != have:
             raise ValueError(

@@ -71,17 +71,22 @@ class Objective(nn.Module):
         self.policy = policy
         self.config = config
 
-    def dataset_kappa(self) -> float | None:
+    @classmethod
+    def dataset_kappa_of(cls, config: ObjectiveConfig) -> float | None:
         """kappa of a dataset-level top-kappa filter by reward, applied once before training
         (None = none). The trainer applies it to data it holds (``prepare``); a sample drawn out
         of core must have been drawn with it (``drpo_core.warehouse.sample``)."""
         return None
 
+    def dataset_kappa(self) -> float | None:
+        kappa = self.dataset_kappa_of(self.config)
+        return None if kappa is None or kappa >= 1.0 else kappa
+
     def prepare(self, reward: torch.Tensor) -> torch.Tensor | None:
         """Kept mass of every row under ``dataset_kappa`` (filtering.py's tie rule), in [0, 1];
         None = keep all rows."""
         kappa = self.dataset_kappa()
-        if kappa is None or kappa >= 1.0:
+        if kappa is None:
             return None
         return top_kappa(reward, kappa).weight
 

@@ -30,8 +30,10 @@ class FilteredBC(Objective):
     Config: ClassVar[type[ObjectiveConfig]] = FilteredBCConfig
     config: FilteredBCConfig
 
-    def dataset_kappa(self) -> float | None:
-        return self.config.kappa
+    @classmethod
+    def dataset_kappa_of(cls, config: ObjectiveConfig) -> float | None:
+        assert isinstance(config, FilteredBCConfig)
+        return config.kappa
 
     def loss(self, batch: Batch, step: int) -> LossOutput:
         return LossOutput(-self.policy.log_prob(batch.state, batch.action).mean(), {})

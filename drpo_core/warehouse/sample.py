@@ -14,6 +14,11 @@ never by the window.
   draws at positions [r N / W, (r + 1) N / W) of every batch (disjoint parts of one seeded
   sample) plus the rewards of every draw, which the top-P filter ranks. The global batches are
   those of the one-process run, so a W-process run equals it (tests/test_ddp.py).
+* Memory: the drawn rows are scattered over the whole window, so the fetch reads every block
+  of the window's vectors once; DuckDB would keep what it read in its buffer pool up to its
+  cap (1.5 GB by default) and the process would grow with the window until the cap. The draw
+  therefore runs under a smaller cap, ``DRPO_SAMPLE_MEMORY_LIMIT`` (default 256MB; sorts beyond
+  it spill to disk), and the connection's own cap is restored afterwards.
 * An objective's dataset-level filter (``Objective.dataset_kappa``: filtered_bc's top kappa)
   must see the whole window, which only the SQL does here: pass ``dataset_kappa`` and the
   draw weights are multiplied by the rule's kept mass (sql/window_sample_kappa.sql), the same
@@ -26,6 +31,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pyarrow as pa
@@ -34,7 +42,7 @@ import torch
 import sql
 from drpo_core.data import DrawnSample
 from drpo_core.filtering import CEIL_SLACK
-from drpo_core.warehouse.connection import Warehouse
+from drpo_core.warehouse.connection import Warehouse, memory_limit
 from drpo_core.warehouse.cvar_filter import FilterSteps, check_kappa
 from drpo_core.warehouse.export import BATCH_ROWS, _view
 
@@ -48,6 +56,20 @@ _KAPPA_SOURCE = ("SELECT s.row_id, s.weight * CASE WHEN i.reward > c.cut THEN 1.
                  "END AS weight FROM ({base}) s JOIN interactions i ON i.rowid = s.row_id, "
                  "sample_cut c WHERE i.reward >= c.cut AND i.event_date BETWEEN $start AND $end")
 SQL_FILES = ("window_sample", "window_sample_kappa", "window_fingerprint")
+
+
+def sample_memory_limit() -> str:
+    """DuckDB's buffer-pool cap while a sample is drawn: ``DRPO_SAMPLE_MEMORY_LIMIT``."""
+    return os.environ.get("DRPO_SAMPLE_MEMORY_LIMIT", "256MB")
+
+
+@contextmanager
+def _capped(wh: Warehouse) -> Iterator[None]:
+    wh.con.execute("SET memory_limit = $limit", {"limit": sample_memory_limit()})
+    try:
+        yield
+    finally:
+        wh.con.execute("SET memory_limit = $limit", {"limit": memory_limit()})
 
 
 def _script(name: str, source: str) -> str:
@@ -116,6 +138,14 @@ def draw_training_sample(wh: Warehouse, start: dt.date, end: dt.date, *, steps: 
     _check_filtered(wh, filtered)
     if dataset_kappa is not None and not 0.0 < dataset_kappa <= 1.0:
         raise ValueError(f"dataset_kappa must be in (0, 1], got {dataset_kappa}")
+    with _capped(wh):
+        return _draw(wh, start, end, steps, batch_size, seed, filtered, dataset_kappa, rank,
+                     world_size, batch_rows, dims)
+
+
+def _draw(wh: Warehouse, start: dt.date, end: dt.date, steps: int, batch_size: int, seed: int,
+          filtered: bool, dataset_kappa: float | None, rank: int, world_size: int,
+          batch_rows: int, dims: tuple[int, int]) -> DrawnSample:
     params = {"start": start, "end": end}
     source = SOURCES[filtered]
     if dataset_kappa is not None and dataset_kappa < 1.0:

@@ -92,6 +92,7 @@ def test_dataset_kappa_equals_the_numpy_tie_rule_over_the_kept_rows(warehouse) -
     assert chi_square_p(counts, expected) > 0.001
     cfg = TrainConfig(algorithm="filtered_bc", steps=10, batch_size=200, log_every=10,
                       checkpoint_every=10, objective={"kappa": kappa})
+    assert cfg.dataset_kappa() == kappa
     Trainer(cfg, sample, progress=False).fit()  # drawn with the objective's kappa: accepted
     plain = draw_training_sample(wh, DAY, DAY, steps=10, batch_size=200, seed=3)
     with pytest.raises(ValueError, match=r"draw it with dataset_kappa="):
@@ -106,7 +107,11 @@ def test_same_seed_same_sample_and_ranks_are_disjoint_parts_of_it(warehouse) -> 
     again = draw_training_sample(wh, DAY, end, steps=8, batch_size=32, seed=7)
     other = draw_training_sample(wh, DAY, end, steps=8, batch_size=32, seed=8)
     assert torch.equal(one.state, again.state) and one.fingerprint() == again.fingerprint()
+    longer = draw_training_sample(wh, DAY, end, steps=12, batch_size=32, seed=7)
+    assert torch.equal(longer.state[: one.n_rows], one.state)  # more steps: same first draws
+    assert longer.fingerprint() == one.fingerprint()  # so a resume with more steps continues
     assert not torch.equal(one.reward_all, other.reward_all)
+    assert TrainConfig().dataset_kappa() is None
     assert one.fingerprint() != other.fingerprint()
     parts = [draw_training_sample(wh, DAY, end, steps=8, batch_size=32, seed=7, rank=r,
                                   world_size=4) for r in range(4)]
