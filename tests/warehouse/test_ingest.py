@@ -250,7 +250,12 @@ def test_duckdb_file_inspection_used_for_object_stores(tmp_path, logs) -> None:
     path = str(day_file(logs))
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         assert check_file_duckdb(wh, path) == check_file(path) == (4, 4, 200)
-        assert footer_hash(wh, [path]) == footer_hash(wh, [path])
+        unchanged = footer_hash(wh, [path])
+        shutil.copy(path, tmp_path / "copy.parquet")  # same bytes under a new mtime
+        shutil.copy(tmp_path / "copy.parquet", path)
+        assert footer_hash(wh, [path]) == unchanged
+        rewrite(day_file(logs), lambda t: t.slice(1))  # one row less
+        assert footer_hash(wh, [path]) != unchanged
         rewrite(day_file(logs), lambda t: t.drop_columns(["reward"]))
         with pytest.raises(IngestError, match=r"missing column\(s\) \['reward'\]"):
             check_file_duckdb(wh, path)
