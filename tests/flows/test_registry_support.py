@@ -84,12 +84,13 @@ def _main() -> None:
 
         MlflowClient.create_model_version = create_then_die
     if args.kill_during_logging:  # the run exists and is RUNNING, no version yet
-        import mlflow
+        import importlib
 
         def die(*a: Any, **kw: Any) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
-        mlflow.pyfunc.log_model = die
+        # the module itself, not mlflow's lazy-loading stand-in for it
+        importlib.import_module("mlflow.pyfunc").log_model = die
     if args.wait_for is not None:  # start line for the concurrency test
         while not args.wait_for.exists():
             time.sleep(0.01)
