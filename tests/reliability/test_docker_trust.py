@@ -184,6 +184,10 @@ def call(port: int, method: str, path: str, body: dict | None = None, host: str 
 def mlflow_server(compose: dict, tmp_path_factory):
     """``mlflow server`` with the compose command, flags and auth config; only the bind address,
     the port, the folders and the backend store (SQLite for PostgreSQL) differ."""
+    try:
+        import flask_wtf  # noqa: F401 - the basic-auth app's CSRF protection
+    except ImportError:
+        pytest.fail("the basic-auth app needs Flask-WTF: pip install 'mlflow[auth]'")
     tmp = tmp_path_factory.mktemp("mlflow")
     port = free_port()
     svc = compose["services"]["mlflow"]
