@@ -23,7 +23,7 @@ SELECT * EXCLUDE (footer_broken),
            WHEN footer_broken IS NOT NULL THEN error(
                source_file || ': row ' || source_row || ', column ' || footer_broken
                || ' holds a value outside the range the file''s footer statistics record '
-               || '(a corrupt data page); nothing of the day was written')
+               || '(a corrupt data page)')
            WHEN event_id IS NULL THEN 'not_null:event_id'
            WHEN event_time IS NULL THEN 'not_null:event_time'
            WHEN event_date IS NULL THEN 'not_null:event_date'

@@ -138,7 +138,6 @@ def check_database_path(path: Path) -> None:
 
 def _connect(path: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
     """duckdb.connect, waiting up to ``timeout`` s while another process holds the file."""
-    check_database_path(path)
     deadline = time.monotonic() + timeout
     while True:
         try:

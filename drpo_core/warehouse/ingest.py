@@ -193,7 +193,7 @@ def check_file(path: str) -> tuple[int | None, int | None, int]:
         meta = pq.read_metadata(path)
         schema = meta.schema.to_arrow_schema()
     except (pa.ArrowInvalid, OSError) as err:
-        raise IngestError(f"{path}: not a readable Parquet file ({err})") from None
+        raise IngestError(f"{path}: not a readable Parquet file ({first_line(err)})") from None
     missing = [c for c in COLUMNS if c not in schema.names]
     extra = [c for c in schema.names if c not in COLUMNS]
     if missing:
