@@ -252,3 +252,11 @@ def test_an_object_store_root_is_never_read_as_a_local_path(tmp_path, logs) -> N
             ingest_partition(wh, logs, DAY, log_root="s3://bucket/logs")
         with pytest.raises(IngestError, match="outside the configured log root"):
             ingest_partition(wh, "s3://bucket/logs-evil", DAY, log_root="s3://bucket/logs")
+
+
+def test_the_object_store_file_check_sees_no_folder_columns(tmp_path) -> None:
+    """The object-store path inspects a file through DuckDB: a ``junk=1`` folder above the logs
+    is no column of the file (it made every file fail as having an unexpected column)."""
+    logs = write_logs(tmp_path / "junk=1" / "logs")
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        assert ingest.check_file_duckdb(wh, str(day_file(logs))) == (4, 4, ROWS)
