@@ -237,12 +237,18 @@ def main() -> None:
         return
     if a.rss:
         a.rows, a.d, a.export = [500_000, 5_000_000], 32, True
-    with tempfile.TemporaryDirectory(dir=a.workdir) as tmp:
+    work = Path(tempfile.mkdtemp(dir=a.workdir))
+    try:
         results = []
         for rows in a.rows:
-            results.append(measure(rows, a, Path(tmp)))
+            results.append(measure(rows, a, work))
             print(json.dumps(results[-1]), flush=True)
         report(results, a)
+    finally:
+        if a.keep:
+            print(f"data kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

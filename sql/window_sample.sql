@@ -1,28 +1,15 @@
--- window_sample.sql: a weighted sample with replacement of the training window, drawn out of
--- core (issue 15): draw j takes the row whose cumulative-weight interval [cum_lo, cum_lo + w)
--- holds u_j * W, W the total weight, u_j a seeded uniform in [0, 1) (sample_uniforms, made by
--- the caller from the seed). Each row is drawn with probability w / W, as the trainer's
--- in-memory sampler does (searchsorted on the cumulative weights). The cumulative weights are
--- a window sum in row_id order (DuckDB sorts and spills out of core); the draws meet them in
--- an ASOF join, so memory is bounded by the sample and DuckDB's buffer pool, not the window.
+-- window_sample.sql: the rows a training sample is drawn from, in a canonical order: every row
+-- of the source with a positive weight, sorted by row_id (DuckDB sorts out of core, spilling
+-- beyond its memory cap). drpo_core/warehouse/sample.py then streams this table in storage
+-- order (a base-table scan keeps insertion order), accumulates the weights in numpy and merges
+-- the sorted seeded uniforms u_j * W into them: draw j takes the row whose interval
+-- [cum_lo, cum_lo + w) holds u_j * W, i.e. row i with probability w_i / W (Theorem 4.1's Q*),
+-- exactly as the trainer's in-memory sampler (searchsorted on the cumulative weights). No
+-- window function and no join over the window: one sort, two sequential scans.
 -- Parameters: $start, $end (DATE) when the source reads `interactions`.
 -- Template field (from an allow-list in drpo_core/warehouse/sample.py, not a value):
 --   {source} - a query of (row_id, weight): filter_weights, or the whole window with weight 1.
--- Reads: TEMP TABLE / view sample_uniforms (pos BIGINT, u DOUBLE).
--- Creates: TEMP TABLE sample_draws (pos, row_id), one row per draw.
+-- Creates: TEMP TABLE sample_weights (row_id, weight), sorted by row_id.
 
-CREATE OR REPLACE TEMP TABLE sample_draws AS
-WITH src AS (
-    SELECT row_id, weight FROM ({source}) WHERE weight > 0
-), cdf AS (
-    SELECT row_id,
-           coalesce(sum(weight) OVER (ORDER BY row_id
-                                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-                    0.0) AS cum_lo
-    FROM src
-), total AS (
-    SELECT sum(weight) AS w FROM src
-)
-SELECT d.pos, c.row_id
-FROM (SELECT pos, u * (SELECT w FROM total) AS x FROM sample_uniforms) d
-ASOF JOIN cdf c ON d.x >= c.cum_lo;
+CREATE OR REPLACE TEMP TABLE sample_weights AS
+SELECT row_id, weight FROM ({source}) WHERE weight > 0 ORDER BY row_id;
