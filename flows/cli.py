@@ -9,13 +9,20 @@ stderr: exit 2 for bad input, 1 for a failed run; never a traceback.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.exceptions import TyperException
 
 from flows.cli_lab import lab
-from flows.cli_support import fail, run_parameter_options, user_errors
+from flows.cli_support import (
+    console_without_tracebacks,
+    fail,
+    run_parameter_options,
+    user_errors,
+)
 from flows.params import PartitionBy, Retrain, load_parameters, parse_date
 
 app = typer.Typer(name="drpo", no_args_is_help=True, add_completion=False,
@@ -116,6 +123,7 @@ def _pipeline() -> Any:  # imported late: Prefect's home must be set first
     embedded_environment()
     from flows import pipeline
 
+    console_without_tracebacks()
     return pipeline
 
 
@@ -215,8 +223,17 @@ def serve(timezone: Annotated[str, typer.Option(help="time zone of the nightly c
     serve_all(timezone, cron, limit)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main() -> None:
+    """The console entry: a usage error (unknown option, bad choice) is one line too."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        code = 1
+    except TyperException as err:  # click's usage errors, vendored by typer
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        typer.echo(f"error: {message.replace('Value error, ', '')}", err=True)
+        code = getattr(err, "exit_code", 2)
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

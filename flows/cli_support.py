@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 from collections.abc import Callable
 from functools import wraps
@@ -55,6 +56,33 @@ def user_errors(func: F) -> F:
             fail(f"{type(err).__name__}: {one_line(err)}", code=1)
 
     return wrapper  # type: ignore[return-value]
+
+
+class _WithoutTraceback(logging.Formatter):
+    """Formats a record as ``inner`` does, minus its exception and stack text."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def console_without_tracebacks() -> None:
+    """Prefect logs a failed task's traceback on the console; the CLI prints one line for the
+    failure instead. The traceback still reaches the Prefect API (the run's logs in the UI)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and handler.formatter is not None \
+                and not isinstance(handler.formatter, _WithoutTraceback):
+            handler.setFormatter(_WithoutTraceback(handler.formatter))
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -26,12 +26,25 @@ from prefect.runtime import flow_run
 
 from drpo_core.trainer import TrainConfig
 from drpo_core.warehouse.ingest import IngestReport
+from flows import registry
 from flows.gate import GateConfig
 from flows.jobs import data, evaluate, promote, register, train, window
 from flows.params import Retrain, RunParameters, backfill_dates
 from flows.report import run_summary
 from flows.settings import logs_dir
 from flows.validation import ValidationOutcome
+
+
+def transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed MLflow step unless MLflow was unreachable: the registry already retried
+    within its own bound (about a minute), and Prefect's retries would multiply it."""
+    try:
+        state.result()
+    except registry.RegistryUnavailableError:
+        return False
+    except Exception:
+        return True
+    return True
 
 
 @task(name="ingest", cache_policy=NO_CACHE)
@@ -68,26 +81,30 @@ def filter_task(logical_date: dt.date, params: RunParameters) -> window.Window:
 def train_task(logical_date: dt.date, win: window.Window, config: TrainConfig
                ) -> train.TrainStep:
     logger = get_run_logger()
-    logger.info("training %s for %d steps on %s rows", config.algorithm, config.steps,
-                f"{win.data.n_rows:,}")
+    logger.info("training %s for %d steps on a sample of %s draws from %s window rows",
+                config.algorithm, config.steps, f"{win.data.n_rows:,}",
+                f"{win.report.rows_kept:,}")
     return train.train(logical_date, win, config, progress=True,
                        callbacks=[train.ProgressLog(logger, config.steps)])
 
 
-@task(name="evaluate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5])
+@task(name="evaluate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5],
+      retry_condition_fn=transient)
 def evaluate_task(logical_date: dt.date, run_dir: Path, params: RunParameters
                   ) -> evaluate.Evaluation:
     return evaluate.evaluate(logical_date, run_dir, params, promote.champion_policy())
 
 
-@task(name="register", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 5, 10])
+@task(name="register", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 5, 10],
+      retry_condition_fn=transient)
 def register_task(logical_date: dt.date, step: train.TrainStep, win: window.Window,
                   evaluation: evaluate.Evaluation, validation: ValidationOutcome
                   ) -> register.Registration:
     return register.register(logical_date, step, win, evaluation, validation)
 
 
-@task(name="promote", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5])
+@task(name="promote", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5],
+      retry_condition_fn=transient)
 def gate_task(version: int, evaluation: evaluate.Evaluation, health: dict[str, Any],
               config: GateConfig) -> promote.GateOutcome:
     return promote.gate(version, evaluation, health, config)

@@ -379,24 +379,12 @@ def version_description(tags: dict[str, str], k: int | None, n_items: int | None
 
 @_bounded
 def log_and_register(
-    client: Any,
-    *,
-    run_key: str,
-    run_name: str,
-    params: dict[str, Any],
-    history: Iterable[dict[str, float]],
-    metrics: dict[str, float],
-    artifacts: Iterable[Path],
-    json_artifacts: dict[str, Any],
-    policy_module: Any,
-    torchscript_path: Path,
-    d_state: int,
-    tags: dict[str, str],
-    catalogue_ids: list[str] | None = None,
-    catalogue_embeddings: np.ndarray | None = None,
-    k: int = DEFAULT_K,
-    window_input: WindowInput | None = None,
-    description: str | None = None,
+    client: Any, *, run_key: str, run_name: str, params: dict[str, Any],
+    history: Iterable[dict[str, float]], metrics: dict[str, float], artifacts: Iterable[Path],
+    json_artifacts: dict[str, Any], policy_module: Any, torchscript_path: Path, d_state: int,
+    tags: dict[str, str], catalogue_ids: list[str] | None = None,
+    catalogue_embeddings: np.ndarray | None = None, k: int = DEFAULT_K,
+    window_input: WindowInput | None = None, description: str | None = None,
 ) -> RegisteredVersion:
     """One MLflow run per training, its model registered as a new ``drpo-policy`` version;
     a ``run_key`` that already has a version returns it (after repairing a killed attempt)."""
@@ -441,16 +429,7 @@ def _register_new(client: Any, *, run_key: str, run_name: str, params: dict[str,
     # ``with start_run`` ends the run FAILED when anything below raises
     with mlflow.start_run(run_name=run_name, tags={**tags, "run_key": run_key}) as run:
         run_id = run.info.run_id
-        mlflow.log_params({k_: str(v)[:500] for k_, v in flatten("", params).items()})
-        batch = _history_metrics(history)
-        for i in range(0, len(batch), 1000):
-            client.log_batch(run_id, metrics=batch[i : i + 1000])
-        mlflow.log_metrics({k_: float(v) for k_, v in metrics.items()})
-        if window_input is not None:
-            _log_window(window_input)
-        for path in artifacts:
-            if Path(path).exists():
-                mlflow.log_artifact(str(path))
+        _log_run(client, run_id, params, history, metrics, window_input, artifacts)
         with tempfile.TemporaryDirectory() as tmp:
             for name, payload in json_artifacts.items():
                 target = Path(tmp) / name
@@ -472,6 +451,25 @@ def _register_new(client: Any, *, run_key: str, run_name: str, params: dict[str,
             client.set_logged_model_tags(info.model_id, {"mlflow.modelVersions": json.dumps(
                 [{"name": MODEL_NAME, "version": mv.version}])})
         return mv
+
+
+def _log_run(client: Any, run_id: str, params: dict[str, Any],
+             history: Iterable[dict[str, float]], metrics: dict[str, float],
+             window_input: WindowInput | None, artifacts: Iterable[Path]) -> None:
+    """The active run's params, metric history (batched), final metrics, dataset input and
+    files."""
+    import mlflow
+
+    mlflow.log_params({k: str(v)[:500] for k, v in flatten("", params).items()})
+    batch = _history_metrics(history)
+    for i in range(0, len(batch), 1000):
+        client.log_batch(run_id, metrics=batch[i : i + 1000])
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+    if window_input is not None:
+        _log_window(window_input)
+    for path in artifacts:
+        if Path(path).exists():
+            mlflow.log_artifact(str(path))
 
 
 def _log_recommender(tmp: Path, policy: Path, sha: str, d_state: int, ids: list[str],

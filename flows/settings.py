@@ -82,6 +82,9 @@ def embedded_environment() -> None:
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # the temporary API starts in ~5 s on a quiet machine; a busy one (a nightly beside other
+    # jobs) took over Prefect's default 20 s and failed the run before it began
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home / "inductor"))

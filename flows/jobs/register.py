@@ -40,7 +40,7 @@ def _tags(logical_date: dt.date, step: TrainStep, window: Window,
     s = window.summary
     tags = {"logical_date": logical_date.isoformat(),
             "window": f"{s['window_start']}..{s['window_end']}", "kappa": str(s["kappa"]),
-            "data_hash": window.data.fingerprint(), "sql_hash": s["sql_hash"],
+            "data_hash": window.fingerprint, "sql_hash": s["sql_hash"],
             "git_sha": git_sha(), "validation": _validation_tag(validation, window),
             "algorithm": step.config["algorithm"], "healthy": str(step.health.get("healthy")),
             **window.coverage_tags,
@@ -58,8 +58,9 @@ def register(logical_date: dt.date, step: TrainStep, window: Window, evaluation:
              validation: ValidationOutcome) -> Registration:
     client = registry.configure()
     metrics = _metrics(step, evaluation)
-    manifest: dict[str, Any] = {"data_hash": window.data.fingerprint(),
-                                "rows": window.data.n_rows, "window": window.summary}
+    manifest: dict[str, Any] = {"data_hash": window.fingerprint,
+                                "rows": window.report.rows_kept, "draws": window.data.n_rows,
+                                "sample": window.data.fingerprint(), "window": window.summary}
     version = registry.log_and_register(
         client, run_key=step.run_key,
         run_name=f"{step.config['algorithm']}-{logical_date.isoformat()}",

@@ -17,8 +17,13 @@ from typing import Any
 from drpo_core.diagnostics import policy_health
 from drpo_core.trainer import Callback, TrainConfig
 from drpo_core.training_run import POLICY_FILE, run_training
+from flows import registry
 from flows.jobs.window import Window
 from flows.settings import runs_dir
+
+#: a concurrent run of the same date, data and config waits this long for the first one's
+#: training, then reuses its finished run
+TRAIN_LOCK_TIMEOUT_S = 6 * 3600.0
 
 
 @dataclass
@@ -67,11 +72,12 @@ def train(logical_date: dt.date, window: Window, config: TrainConfig,
           progress: bool = True, callbacks: Sequence[Callback] = ()) -> TrainStep:
     key = run_key(logical_date, window, config)
     run_dir = runs_dir() / logical_date.isoformat() / key
-    reused = (run_dir / POLICY_FILE).exists() and (run_dir / "metrics.json").exists()
-    if not reused:
-        resume = (run_dir / "checkpoint.pt").exists()
-        run_training(config, window.data, run_dir, resume=resume, overwrite=not resume,
-                     progress=progress, callbacks=callbacks)
+    with registry.registration_lock(key, timeout=TRAIN_LOCK_TIMEOUT_S):  # one trainer per key
+        reused = (run_dir / POLICY_FILE).exists() and (run_dir / "metrics.json").exists()
+        if not reused:
+            resume = (run_dir / "checkpoint.pt").exists()
+            run_training(config, window.data, run_dir, resume=resume, overwrite=not resume,
+                         progress=progress, callbacks=callbacks)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     health = policy_health(metrics["history"], config.policy)
     resolved = config.model_dump(mode="json") | {"objective": config.resolved_objective()}

@@ -1,5 +1,6 @@
 """The training window of a logical date: its days checked (validated, present), the SQL
-top-kappa filter, then its rows as tensors."""
+top-kappa filter, then the training sample drawn out of core (``steps x batch`` rows in
+proportion to the filter's weights): memory is bounded by the sample, never by the window."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from drpo_core.data import TrainingData
+from drpo_core.data import DrawnSample
 from drpo_core.warehouse import open_warehouse
 from drpo_core.warehouse.cvar_filter import FilterReport, cvar_filter
 from drpo_core.warehouse.days import DayStatus, unvalidated_days, window_days
-from drpo_core.warehouse.export import export_window
+from drpo_core.warehouse.sample import draw_training_sample, window_fingerprint
 from flows.params import RunParameters
 from flows.settings import db_path
 
@@ -22,8 +23,9 @@ class WindowRefusedError(ValueError):
 
 @dataclass
 class Window:
-    data: TrainingData
+    data: DrawnSample  # the training sample, consumed in order by the trainer
     report: FilterReport
+    fingerprint: str  # content hash of the filtered window (its rows and weights), from SQL
     days: list[DayStatus] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -70,9 +72,13 @@ def check_days(days: list[DayStatus], params: RunParameters) -> list[str]:
 
 def prepare_window(logical_date: dt.date, params: RunParameters) -> Window:
     start, end = params.window(logical_date)
+    config = params.train_config()
     with open_warehouse(db_path()) as wh:
         days = window_days(wh, start, end)
         warnings = check_days(days, params)
         report = cvar_filter(wh, start, end, params.kappa, params.partition_by)
-        data = export_window(wh, start, end, filtered=True)
-    return Window(data, report, days, warnings)
+        sample = draw_training_sample(wh, start, end, steps=config.steps,
+                                      batch_size=config.batch_size, seed=config.seed,
+                                      dataset_kappa=config.dataset_kappa())
+        fingerprint = window_fingerprint(wh, start, end)
+    return Window(sample, report, fingerprint, days, warnings)

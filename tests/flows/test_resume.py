@@ -28,6 +28,7 @@ def test_killed_training_resumes_from_its_checkpoint(home) -> None:
     day = FIRST_DAY + dt.timedelta(days=2)
     for d in (FIRST_DAY, FIRST_DAY + dt.timedelta(days=1)):
         data.ingest(str(home / "logs" / "live"), d)
+        data.require_valid(data.validate(d))
     child = subprocess.Popen([sys.executable, "-c", SCRIPT, day.isoformat()],
                              env=os.environ.copy())
     runs = home / "runs" / day.isoformat()
