@@ -2,18 +2,21 @@
 
 A policy maps observed states to action embeddings; each action retrieves its nearest catalogue
 item by cosine (top-1 KNN, as industrial vector search) and is scored by the noise-free
-R_latent of that item for the user. ASSUMPTION (digest §13): the paper's protocol is not given;
-scoring R_latent matches its "True eCPM" wording.
+expected reward of that item for the user, a_u * R_latent (the user's activity times the value;
+what the logs pay on average). ASSUMPTION (digest §13): the paper's protocol is not given;
+scoring the noise-free value matches its "True eCPM" wording.
 
 Reported: mean reward, eCPM = 5 x reward (digest §5: every Table-1 eCPM is 5 x reward), the lower
 tail CVaR_10% of per-user reward, and a normalised score where 0 = a uniform random item and
 100 = the best catalogue item for every user (computed exactly over the catalogue, not sampled).
+``per_user_reward`` keeps each user's reward (same order as the users) for paired comparisons
+of two policies on the same users; it is not part of ``as_dict``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,9 +34,10 @@ class EvalUsers:
 
     interests: np.ndarray  # (n, d)
     states: np.ndarray  # (n, d_state)
-    oracle_reward: np.ndarray  # (n,) best catalogue item's R_latent
-    random_reward: np.ndarray  # (n,) mean R_latent over the catalogue (uniform random policy)
+    oracle_reward: np.ndarray  # (n,) a_u * the best catalogue item's R_latent
+    random_reward: np.ndarray  # (n,) a_u * mean R_latent over the catalogue (uniform random)
     oracle_item: np.ndarray  # (n,)
+    activity: np.ndarray  # (n,) a_u, the user's reward scale
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,16 @@ class OnlineEvaluation:
     oracle_reward: float
     random_reward: float
     n_users: int
+    per_user_reward: np.ndarray = field(repr=False, compare=False,
+                                        default_factory=lambda: np.empty(0))
 
     def as_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items()}
+        return {k: float(getattr(self, k)) for k in SUMMARY}
+
+
+#: The scalar fields of an evaluation (``as_dict``'s keys).
+SUMMARY = ("mean_reward", "ecpm", "score", "reward_cvar10", "oracle_reward", "random_reward",
+           "n_users")
 
 
 def eval_users(world: World, n_users: int = 2000, split: str = "test", day: int = 0,
@@ -56,8 +67,9 @@ def eval_users(world: World, n_users: int = 2000, split: str = "test", day: int 
     if n_users <= 0:
         raise ValueError(f"n_users must be positive, got {n_users}")
     interests = world.fresh_users(n_users, split, day)
+    activity = world.fresh_activity(n_users, split, day)
     rng = rng_for(world.config.seed, Stream.EVAL, 100 + len(split), day)
-    states = world.observe(interests, rng)
+    states = world.observe(interests, rng, activity)
     oracle = np.empty(n_users)
     rand = np.empty(n_users)
     best = np.empty(n_users, dtype=np.int64)
@@ -66,7 +78,7 @@ def eval_users(world: World, n_users: int = 2000, split: str = "test", day: int 
         best[i : i + chunk] = r.argmax(axis=1)
         oracle[i : i + chunk] = r.max(axis=1)
         rand[i : i + chunk] = r.mean(axis=1)
-    return EvalUsers(interests, states, oracle, rand, best)
+    return EvalUsers(interests, states, activity * oracle, activity * rand, best, activity)
 
 
 def lower_cvar(values: np.ndarray, share: float = TAIL_SHARE) -> float:
@@ -83,7 +95,13 @@ def score_actions(world: World, users: EvalUsers, actions: np.ndarray) -> Online
     if not np.isfinite(actions).all():
         raise ValueError("policy returned non-finite actions")
     items = world.nearest_items(actions)
-    reward = world.latent_reward(users.interests, items)
+    return score_rewards(users, users.activity * world.latent_reward(users.interests, items))
+
+
+def score_rewards(users: EvalUsers, reward: np.ndarray) -> OnlineEvaluation:
+    """Summarise per-user (expected) rewards of one policy on ``users``."""
+    if len(reward) != len(users.states):
+        raise ValueError(f"expected {len(users.states)} rewards, got {len(reward)}")
     mean = float(reward.mean())
     r_or, r_rand = float(users.oracle_reward.mean()), float(users.random_reward.mean())
     return OnlineEvaluation(
@@ -94,6 +112,7 @@ def score_actions(world: World, users: EvalUsers, actions: np.ndarray) -> Online
         oracle_reward=r_or,
         random_reward=r_rand,
         n_users=len(reward),
+        per_user_reward=reward,
     )
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from drpo_core.experiments.study import StudySize, make_scenario, mean_ci, train_and_score
+from drpo_core.experiments.markdown import references_markdown
+from drpo_core.experiments.study import (
+    StudySize,
+    make_scenario,
+    mean_ci,
+    reference_rows,
+    references,
+    train_and_score,
+)
 
 RATIOS = (0.05, 0.4, 1.0)
 ADAPTIVE = "adaptive"
@@ -21,13 +29,19 @@ PAPER = {  # (policy noise, reward noise) -> eCPM at 5 %, 40 %, 100 %
     (0.5, 0.5): (1.13, 1.13, 1.04), (0.5, 1.0): (0.87, 0.87, 0.93)}
 
 
+NOTE = "reward, not eCPM; BC trained on the same logs"
+
+
 def run(size: StudySize) -> dict[str, Any]:
     values: dict[tuple[float, float, float], list[float]] = {}
+    lines: dict[str, list[dict[str, float]]] = {}
     for seed in range(size.seeds):
         for policy_noise in POLICY_NOISE:
             for reward_noise in REWARD_NOISE:
                 scenario = make_scenario("medium", size, seed, reward_noise=reward_noise,
                                          expert_temperature=policy_noise)
+                lines.setdefault(condition(policy_noise, reward_noise), []).append(
+                    references(scenario, size, seed))
                 for ratio in (*RATIOS, ADAPTIVE):
                     objective = {} if ratio == ADAPTIVE else {
                         "controller": {"initial_keep_share": ratio, "adaptive": False}}
@@ -41,7 +55,13 @@ def run(size: StudySize) -> dict[str, Any]:
                      "keep_share": ratio, "ecpm": ecpm, "ecpm_ci": ci,
                      "paper_ecpm": None if ratio == ADAPTIVE
                      else PAPER[(policy_noise, reward_noise)][RATIOS.index(ratio)]})
-    return {"fixed_ratios": rows}
+    refs = [row for name, per_seed in lines.items()
+            for row in reference_rows(per_seed, condition=name)]
+    return {"fixed_ratios": rows, "fixed_ratios_references": refs}
+
+
+def condition(policy_noise: float, reward_noise: float) -> str:
+    return f"policy noise {policy_noise:g}, reward noise {reward_noise:g}"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -56,4 +76,8 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {pn} | {rn} | " + " | ".join(
                 f"{c['ecpm']:.2f} ({c['paper_ecpm']:.2f})" for c in cells)
                 + f" | {adaptive['ecpm']:.2f} ± {adaptive['ecpm_ci']:.2f} |")
-    return "\n".join(lines) + "\n\nPaper values (App. K) in brackets."
+    text = "\n".join(lines) + "\n\nPaper values (App. K) in brackets."
+    if "fixed_ratios_references" in result:
+        text += "\n\n" + references_markdown(result["fixed_ratios_references"],
+                                              "condition", note=NOTE)
+    return text

@@ -28,8 +28,14 @@ import numpy as np
 import pyarrow.compute as pc
 
 from drpo_core.experiments import noise, table1
-from drpo_core.experiments.study import StudySize, make_scenario, mean_ci, train_and_score
-from drpo_core.sim import LogSimulator, SimConfig, scenario_config
+from drpo_core.experiments.study import (
+    StudySize,
+    make_scenario,
+    mean_ci,
+    train_and_score,
+    world_config,
+)
+from drpo_core.sim import LogSimulator, SimConfig
 
 PURITY_KAPPAS = (0.05, 0.1, 0.4)
 DEFAULT_REWARD_NOISE = SimConfig.model_fields["reward_noise"].default
@@ -38,7 +44,7 @@ CONTENDERS = ("drpo", "drpo_exp", "adaptive_bc", "filtered_bc", "awr")
 LONG_CONTENDERS = ("drpo", "drpo_exp", "filtered_bc", "awr")
 LONG_FACTOR = 5
 LONG_SEEDS = 3
-AWR_TEMPERATURES = tuple(g["temperature"] for g in table1.GRIDS["awr"])
+AWR_TEMPERATURES = (0.05, 0.1, 1.0)  # App. I's grid (Table 1 now tunes a wider one)
 AWR_NOISE = (0.0, 0.8)
 
 
@@ -58,8 +64,7 @@ def tail_purity(size: StudySize) -> list[dict[str, Any]]:
         for reward_noise in (DEFAULT_REWARD_NOISE, *REWARD_NOISE):
             shares: dict[float, list[float]] = {k: [] for k in (*PURITY_KAPPAS, 1.0)}
             for seed in range(size.seeds):
-                cfg = scenario_config(scenario, seed=seed, d=size.d, n_items=size.n_items,
-                                      reward_noise=reward_noise)
+                cfg = world_config(scenario, size, seed, reward_noise=reward_noise)
                 table = LogSimulator(cfg).day_table(0, dt.date(2026, 1, 1), size.rows)
                 reward = table.column("reward").to_numpy()
                 expert = pc.equal(table.column("logging_policy"), "expert").to_numpy(
@@ -74,7 +79,7 @@ def tail_purity(size: StudySize) -> list[dict[str, Any]]:
 def reward_noise(size: StudySize) -> list[dict[str, Any]]:
     rows = []
     for sigma in REWARD_NOISE:
-        for row in table1.run(size, CONTENDERS, ("medium",), reward_noise=sigma)["table1"]:
+        for row in table1.compare(size, CONTENDERS, ("medium",), reward_noise=sigma)["table1"]:
             rows.append(row | {"reward_noise": sigma})
     return rows
 
@@ -83,7 +88,7 @@ def long_training(size: StudySize) -> list[dict[str, Any]]:
     longer = size.model_copy(update={"steps": size.steps * LONG_FACTOR,
                                      "seeds": min(LONG_SEEDS, size.seeds)})
     return [row | {"steps": longer.steps}
-            for row in table1.run(longer, LONG_CONTENDERS, ("medium",))["table1"]]
+            for row in table1.compare(longer, LONG_CONTENDERS, ("medium",))["table1"]]
 
 
 def awr_temperature(size: StudySize) -> list[dict[str, Any]]:
@@ -142,7 +147,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "**4. AWR's temperature under injected noise** (eCPM, medium scenario)", "",
               "| temperature | 0 % noise | 80 % noise | ratio |", "|---|---|---|---|"]
     by_t = {(r["temperature"], r["noise_ratio"]): r for r in part["awr_temperature"]}
-    for t in AWR_TEMPERATURES:
+    for t in dict.fromkeys(r["temperature"] for r in part["awr_temperature"]):
         clean, noisy = by_t[(t, AWR_NOISE[0])], by_t[(t, AWR_NOISE[1])]
         lines.append(f"| {t:g} | {clean['ecpm']:.2f} ± {clean['ecpm_ci']:.2f} | "
                      f"{noisy['ecpm']:.2f} ± {noisy['ecpm_ci']:.2f} | "

@@ -13,9 +13,18 @@ from typing import Any
 import torch
 
 from drpo_core.data import TrainingData, table_to_training_data
-from drpo_core.experiments.study import StudySize, make_scenario, mean_ci, train_and_score
+from drpo_core.experiments.markdown import references_markdown
+from drpo_core.experiments.study import (
+    StudySize,
+    make_scenario,
+    mean_ci,
+    reference_rows,
+    references,
+    train_and_score,
+    world_config,
+)
 from drpo_core.plots import plt
-from drpo_core.sim import LoggingMixture, LogSimulator, SimConfig
+from drpo_core.sim import LoggingMixture, LogSimulator
 
 ALGORITHMS = ("drpo", "drpo_exp", "iql", "awr", "crr", "asymre")
 RATIOS = (0.0, 0.2, 0.4, 0.6, 0.8)
@@ -38,16 +47,21 @@ def mix(base: TrainingData, noise: TrainingData, ratio: float, seed: int) -> Tra
 
 def random_rows(size: StudySize, seed: int) -> TrainingData:
     """Rows of the seed's world logged by the purely random policy (the injected noise)."""
-    random_logs = LogSimulator(SimConfig(
-        scenario="random", seed=seed, d=size.d, n_items=size.n_items,
-        mixture=LoggingMixture(expert=0.0, popular=0.0, random=1.0)))
+    config = world_config("medium", size, seed,
+                          mixture=LoggingMixture(expert=0.0, popular=0.0, random=1.0))
+    random_logs = LogSimulator(config.model_copy(update={"scenario": "random"}))
     return table_to_training_data(random_logs.day_table(1, dt.date(2026, 1, 2), size.rows))
+
+
+NOTE = "reward, not eCPM; BC trained on the same logs"
 
 
 def run(size: StudySize) -> dict[str, Any]:
     cells: dict[tuple[str, float], list[float]] = {}
+    lines = []
     for seed in range(size.seeds):
         scenario = make_scenario("medium", size, seed)
+        lines.append(references(scenario, size, seed))
         noise = random_rows(size, seed)
         for ratio in RATIOS:
             data = mix(scenario.data, noise, ratio, seed)
@@ -59,7 +73,8 @@ def run(size: StudySize) -> dict[str, Any]:
         ecpm, ci = mean_ci(values)
         rows.append({"algorithm": algorithm, "noise_ratio": ratio, "ecpm": ecpm, "ecpm_ci": ci,
                      "paper_ecpm": PAPER_ECPM[algorithm][RATIOS.index(ratio)]})
-    return {"noise": rows}
+    return {"noise": rows,
+            "noise_references": reference_rows(lines, world="medium, 0 % injected rows")}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -73,7 +88,10 @@ def markdown(result: dict[str, Any]) -> str:
                           for c in cells)
         ratio = cells[-1]["ecpm"] / cells[0]["ecpm"] if cells[0]["ecpm"] else float("nan")
         lines.append(f"| {algorithm} | {text} | {ratio:.2f} |")
-    return "\n".join(lines) + "\n\nPaper values (Fig. 3, read from the figure) in brackets."
+    text = "\n".join(lines) + "\n\nPaper values (Fig. 3, read from the figure) in brackets."
+    if "noise_references" in result:
+        text += "\n\n" + references_markdown(result["noise_references"], "world", note=NOTE)
+    return text
 
 
 def figure(result: dict[str, Any], path: Path) -> None:

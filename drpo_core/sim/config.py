@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -83,10 +83,50 @@ class SimConfig(BaseModel):
         0.8, ge=0.0,
         description="norm of a user's interest offset from its topic centre. ASSUMPTION",
     )
+    state_model: Literal["history", "interest"] = Field(
+        "history",
+        description="what the state shows: 'history' = a fixed random nonlinear map of the "
+        "mean embedding of the user's recent items and noisy profile features (what a "
+        "production system observes); 'interest' = a noisy view of u* itself (the pre-issue-16 "
+        "world, where action = state is near-optimal; kept for comparison)",
+    )
+    history_len: int = Field(
+        5, gt=0, description="recent items in the state (organic consumption of the day). "
+        "ASSUMPTION",
+    )
+    history_browse: int = Field(
+        100, gt=0,
+        description="random catalogue items a user browses in a day; the recent items not from "
+        "the popularity list are drawn among them by a softmax over cos(u*, e_i). ASSUMPTION",
+    )
+    history_temperature: float = Field(
+        0.2, gt=0.0,
+        description="temperature of the user's organic consumption, a softmax over cos(u*, e_i)"
+        ". ASSUMPTION",
+    )
+    history_popular_share: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="share of the recent items taken from the user-blind popularity list "
+        "instead of the user's interest. ASSUMPTION",
+    )
+    profile_noise: float = Field(
+        1.0, ge=0.0,
+        description="std of the Gaussian noise on the profile features (topic scores, log "
+        "activity). ASSUMPTION",
+    )
+    state_gain: float = Field(
+        2.0, gt=0.0,
+        description="gain of the fixed random map before tanh: larger = a more nonlinear "
+        "state, farther from any linear map of the recent items. ASSUMPTION",
+    )
     state_noise: float = Field(
         0.3, ge=0.0,
-        description="norm of the Gaussian noise on the observed state (a noisy view of u*). "
-        "ASSUMPTION",
+        description="norm of the Gaussian noise added to each logged row's state. ASSUMPTION",
+    )
+    activity_sigma: float = Field(
+        1.1, ge=0.0,
+        description="per-user activity (reward scale) a_u ~ LogNormal(-sigma^2/2, sigma^2), "
+        "mean 1: a few heavy users earn most of the reward (0 = every user alike). ASSUMPTION",
     )
     interest_drift: float = Field(
         0.05, ge=0.0,
@@ -112,9 +152,10 @@ class SimConfig(BaseModel):
         description="Zipf exponent of the popularity policy over item popularity ranks. ASSUMPTION",
     )
     popular_temperature: float | None = Field(
-        0.2, gt=0.0,
+        0.3, gt=0.0,
         description="topic tilt of the popularity policy, pi_pop ∝ pop * exp(cos/T_pop); None = "
-        "user-blind popularity list. ASSUMPTION",
+        "user-blind popularity list. ASSUMPTION: 0.3 makes Type B 'suboptimal, medium reward' "
+        "(mean ~0.16 vs the expert's ~0.40 and random's ~0.10, docs/simulator.md)",
     )
     item_embeddings_path: Path | None = Field(
         None,
@@ -143,16 +184,32 @@ class SimConfig(BaseModel):
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:10]
 
 
-def scenario_config(scenario: str, **overrides: object) -> SimConfig:
-    """The default world with the named scenario's logging mixture, plus overrides."""
+def with_expert_share(mixture: LoggingMixture, expert: float) -> LoggingMixture:
+    """The same mixture with the expert share set to ``expert``; popular and random keep their
+    ratio and fill the rest (the conditions table varies the expert share this way)."""
+    if not 0.0 <= expert <= 1.0:
+        raise ValueError(f"expert_share must be in [0, 1], got {expert}")
+    rest = mixture.popular + mixture.random
+    if rest == 0.0:
+        raise ValueError("expert_share: the mixture has no popular or random share to rescale")
+    scale = (1.0 - expert) / rest
+    return LoggingMixture(expert=expert, popular=mixture.popular * scale,
+                          random=1.0 - expert - mixture.popular * scale)
+
+
+def scenario_config(scenario: str, expert_share: float | None = None,
+                    **overrides: object) -> SimConfig:
+    """The default world with the named scenario's logging mixture, plus overrides.
+
+    ``expert_share`` replaces the scenario's expert share (popular and random rescaled)."""
     if scenario not in SCENARIOS:
         raise ValueError(
             f"unknown scenario {scenario!r}; allowed: {', '.join(sorted(SCENARIOS))}"
         )
     e, p, r = SCENARIOS[scenario]
-    fields: dict[str, object] = {
-        "scenario": scenario,
-        "mixture": LoggingMixture(expert=e, popular=p, random=r),
-    }
+    mixture = LoggingMixture(expert=e, popular=p, random=r)
+    if expert_share is not None:
+        mixture = with_expert_share(mixture, expert_share)
+    fields: dict[str, object] = {"scenario": scenario, "mixture": mixture}
     fields.update(overrides)
     return SimConfig(**fields)  # type: ignore[arg-type]

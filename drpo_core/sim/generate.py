@@ -78,10 +78,10 @@ class LogSimulator:
             stop = min(start + chunk, n_rows)
             users = users_all[start:stop]
             interests = interests_day[users]
-            states = world.observe(interests, rng)
+            states = world.observe_logged(day, users, rng)
             logged = logged_all.rows(start, stop)
             latent = world.latent_reward(interests, logged.item)
-            reward = world.observed_reward(latent, rng)
+            reward = world.observed_reward(latent, rng, world.activity[users])
             n = stop - start
             event_id = pc.binary_join_element_wise(
                 prefix, pc.utf8_lpad(pa.array(np.arange(start, stop)).cast(pa.string()), 9, "0"),

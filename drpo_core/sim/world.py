@@ -1,12 +1,20 @@
-"""The simulated world (App. H): items, users, their latent interests and the reward model.
+"""The simulated world (App. H): items, users, what a system observes of them, the reward model.
 
 * Items: a Gaussian mixture of ``n_clusters`` topics projected onto the unit sphere (or real
   embeddings loaded from a file).
 * Users: latent interest u* near one topic centre; topic sizes follow a Zipf law. Interests take
-  a small random-walk step every day (``interest_drift``), so consecutive days differ.
-* Observed state: a noisy view of u* (optionally randomly projected to ``d_state`` dims).
+  a small random-walk step every day (``interest_drift``), so consecutive days differ. Each user
+  has an activity a_u ~ LogNormal (mean 1): the scale of everything the user pays.
+* Observed state (``state_model = "history"``): what a production system sees, never u*. The
+  user's day of organic consumption (``history_len`` items, part from the user-blind popularity
+  list, part from a softmax over cos(u*, e_i)) gives a mean recent-item embedding h; noisy
+  profile features (topic scores, log activity) join it; a fixed random map G and a tanh put
+  the lot into R^{d_state}:   s = tanh(G [h, profile]) + noise.
+  The state space is not the item space, so no fixed map of the state (identity, a linear map)
+  retrieves the user's best item; ``state_model = "interest"`` keeps the old noisy view of u*.
 * Value: R_latent(s, a) = exp(-(1 - cos(e_a, u*)) / (2 delta^2))        (App. H)
-  Logged reward: R_obs = clip(R_latent + N(0, sigma_noise^2), 0, 1)      (App. H)
+  Logged reward: R_obs = a_u * clip(R_latent + N(0, sigma_noise^2), 0, 1) (App. H, times the
+  user's activity: eCPM-like and heavy-tailed across rows).
 
 All randomness comes from ``numpy.random.Generator`` streams keyed by (seed, stream, index), so
 the world and every logged day are reproducible independently of generation order.
@@ -29,6 +37,8 @@ class Stream(IntEnum):
     DRIFT = 2
     LOGS = 3
     EVAL = 4
+    HISTORY = 5
+    ACTIVITY = 6
 
 
 EVAL_SPLITS = {"validation": 1, "test": 2}
@@ -53,9 +63,16 @@ def _offsets(rng: np.random.Generator, n: int, d: int, norm: float) -> np.ndarra
     return rng.standard_normal((n, d), dtype=np.float32) * np.float32(norm / np.sqrt(d))
 
 
+def lognormal_activity(rng: np.random.Generator, n: int, sigma: float) -> np.ndarray:
+    """a ~ LogNormal(-sigma^2 / 2, sigma^2): mean 1, heavy right tail (sigma = 0: all ones)."""
+    if sigma == 0.0:
+        return np.ones(n)
+    return np.exp(sigma * rng.standard_normal(n) - 0.5 * sigma * sigma)
+
+
 @dataclass
 class World:
-    """Items, user interests and the reward model of one simulator config."""
+    """Items, users, the observation model and the reward model of one simulator config."""
 
     config: SimConfig
     items: np.ndarray  # (n_items, d) unit rows, float32
@@ -63,9 +80,12 @@ class World:
     topic_centres: np.ndarray  # (n_clusters, d) unit rows
     topic_weights: np.ndarray  # (n_clusters,)
     interest0: np.ndarray  # (n_users, d) unit rows: u* on day 0
-    projection: np.ndarray | None  # (d, d_state) random projection, None = identity
+    activity: np.ndarray  # (n_users,) a_u, mean 1 (the user's reward scale)
+    projection: np.ndarray | None  # (d, d_state) "interest" state: JL projection or None
+    state_map: np.ndarray  # (d + n_clusters + 1, d_state) G of the "history" state
     popularity: np.ndarray  # (n_items,) probabilities of the popularity policy
     _drift_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _feature_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -96,8 +116,14 @@ class World:
         ranks = np.empty(c.n_items, dtype=np.int64)
         ranks[np.argsort(-appeal)] = np.arange(c.n_items)
         popularity = zipf_weights(c.n_items, c.popularity_exponent)[ranks]
-        return cls(c, items, item_topic, centres, topic_weights, interest0, projection,
-                   popularity)
+        # G: entries N(0, gain^2 / n_in), so each pre-activation has std ~ gain.
+        n_in = c.d + c.n_clusters + 1
+        state_map = (rng.standard_normal((n_in, c.state_dim)) * (c.state_gain / np.sqrt(n_in))
+                     ).astype(np.float32)
+        activity = lognormal_activity(rng_for(c.seed, Stream.ACTIVITY), c.n_users,
+                                      c.activity_sigma)
+        return cls(c, items, item_topic, centres, topic_weights, interest0, activity,
+                   projection, state_map, popularity)
 
     # ---- users ----------------------------------------------------------------------------
     def interests(self, day: int) -> np.ndarray:
@@ -136,11 +162,87 @@ class World:
             u = normalize_rows(u + _offsets(rng, n, c.d, c.interest_drift * np.sqrt(day)))
         return u
 
-    def observe(self, interests: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Observed state: u* (projected if d_state != d) plus Gaussian noise."""
+    def fresh_activity(self, n: int, split: str, day: int = 0) -> np.ndarray:
+        """Activity a_u of the ``n`` users ``fresh_users(n, split, day)`` returns."""
+        if split not in EVAL_SPLITS:
+            raise ValueError(f"unknown split {split!r}; allowed: {', '.join(EVAL_SPLITS)}")
+        rng = rng_for(self.config.seed, Stream.ACTIVITY, EVAL_SPLITS[split], day)
+        return lognormal_activity(rng, n, self.config.activity_sigma)
+
+    # ---- what the system observes -------------------------------------------------------------
+    def recent_items(self, interests: np.ndarray, rng: np.random.Generator,
+                     chunk: int = 1024) -> np.ndarray:
+        """(n, history_len) items of each user's organic consumption of the day: each one from
+        the user-blind popularity list with probability ``history_popular_share``; otherwise
+        one of the ``history_browse`` random catalogue items the user browsed that day, drawn by
+        softmax(cos(u*, e_i) / history_temperature) among them (exact inverse CDF)."""
         c = self.config
-        base = interests if self.projection is None else interests @ self.projection
-        return (base + _offsets(rng, len(base), c.state_dim, c.state_noise)).astype(np.float32)
+        n, k, m = len(interests), c.history_len, c.history_browse
+        uniform = rng.random((n, k))
+        from_pop = rng.random((n, k)) < c.history_popular_share
+        browsed = rng.integers(0, c.n_items, size=(n, m))
+        out = np.empty((n, k), dtype=np.int64)
+        pop_cdf = np.cumsum(self.popularity)
+        out[from_pop] = np.searchsorted(pop_cdf / pop_cdf[-1], uniform[from_pop], side="right")
+        inv_t = 1.0 / c.history_temperature
+        for i in range(0, n, chunk):
+            seen = browsed[i : i + chunk]
+            logits = np.einsum("nd,nmd->nm", interests[i : i + chunk],
+                               self.items[seen]).astype(np.float64) * inv_t
+            weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+            cdf = np.cumsum(weights, axis=1)
+            cdf /= cdf[:, -1:]
+            # one searchsorted for the whole chunk: row j's CDF is shifted into [j, j + 1]
+            rows = np.arange(len(cdf))[:, None]
+            pos = np.searchsorted((cdf + rows).ravel(), uniform[i : i + chunk] + rows,
+                                  side="right") - rows * m
+            picked = np.take_along_axis(seen, np.minimum(pos, m - 1), axis=1)
+            mine = ~from_pop[i : i + chunk]
+            out[i : i + chunk][mine] = picked[mine]
+        return np.minimum(out, c.n_items - 1)
+
+    def user_features(self, interests: np.ndarray, activity: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+        """x = [sqrt(d) h, 3 cos(u*, topic centres) + noise, log a_u + noise]: the inputs of
+        the state map (h = the mean embedding of the user's recent items)."""
+        c = self.config
+        h = self.items[self.recent_items(interests, rng)].mean(axis=1) * np.float32(np.sqrt(c.d))
+        topics = 3.0 * (interests @ self.topic_centres.T) + c.profile_noise * rng.standard_normal(
+            (len(interests), c.n_clusters))
+        log_a = np.log(activity) + c.profile_noise * rng.standard_normal(len(interests))
+        return np.hstack([h, topics, log_a[:, None]]).astype(np.float32)
+
+    def day_features(self, day: int) -> np.ndarray:
+        """``user_features`` of every logged user on ``day`` (one history per user and day)."""
+        if day not in self._feature_cache:
+            rng = rng_for(self.config.seed, Stream.HISTORY, day)
+            self._feature_cache = {day: self.user_features(self.interests(day), self.activity,
+                                                           rng)}
+        return self._feature_cache[day]
+
+    def state_of(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """s = tanh(G x) + noise of norm ``state_noise`` (one fresh draw per row)."""
+        c = self.config
+        s = np.tanh(features @ self.state_map)
+        return (s + _offsets(rng, len(s), c.state_dim, c.state_noise)).astype(np.float32)
+
+    def observe(self, interests: np.ndarray, rng: np.random.Generator,
+                activity: np.ndarray | None = None) -> np.ndarray:
+        """Observed state of users with these interests (and activity; default 1)."""
+        c = self.config
+        if c.state_model == "interest":
+            base = interests if self.projection is None else interests @ self.projection
+            return (base + _offsets(rng, len(base), c.state_dim, c.state_noise)).astype(
+                np.float32)
+        a = np.ones(len(interests)) if activity is None else activity
+        return self.state_of(self.user_features(interests, a, rng), rng)
+
+    def observe_logged(self, day: int, users: np.ndarray, rng: np.random.Generator
+                       ) -> np.ndarray:
+        """States of logged rows of ``users`` (indices of the logged population) on ``day``."""
+        if self.config.state_model == "interest":
+            return self.observe(self.interests(day)[users], rng)
+        return self.state_of(self.day_features(day)[users], rng)
 
     # ---- reward model -----------------------------------------------------------------------
     def latent_reward(self, interests: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
@@ -156,10 +258,12 @@ class World:
         delta = self.config.delta
         return np.exp(-(1.0 - cos.astype(np.float64)) / (2.0 * delta * delta))
 
-    def observed_reward(self, latent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """R_obs = clip(R_latent + N(0, sigma_noise^2), 0, 1)."""
+    def observed_reward(self, latent: np.ndarray, rng: np.random.Generator,
+                        activity: np.ndarray | None = None) -> np.ndarray:
+        """R_obs = a_u * clip(R_latent + N(0, sigma_noise^2), 0, 1)  (activity default 1)."""
         noise = rng.standard_normal(len(latent)) * self.config.reward_noise
-        return np.clip(latent + noise, 0.0, 1.0)
+        reward = np.clip(latent + noise, 0.0, 1.0)
+        return reward if activity is None else reward * activity
 
     # ---- retrieval --------------------------------------------------------------------------
     def nearest_items(self, actions: np.ndarray, chunk: int = 8192) -> np.ndarray:

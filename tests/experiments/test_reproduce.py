@@ -22,7 +22,16 @@ def test_runner_writes_table1_and_rq1(tmp_path) -> None:
         (s, a) for s in ("medium", "extreme") for a in table1.ALGORITHMS}
     assert all(r["seeds"] == 2 and r["reward_ci"] >= 0 for r in rows)
     iql = next(r for r in rows if r["algorithm"] == "iql")
-    assert iql["params"] in table1.GRIDS["iql"]  # chosen from the App. I grid
+    assert iql["params"] in table1.GRIDS["iql"]  # chosen from the equal grid
+    # equal tuning: every method with a hyperparameter has three grid points
+    assert {len(g) for g in table1.GRIDS.values()} == {3}
+    assert set(table1.ALGORITHMS) - set(table1.GRIDS) == {"bc", "apg"}
+    assert all(len(r["per_seed"]) == 2 for r in rows)
+    refs = {(r["scenario"], r["reference"]): r for r in result["table1_references"]}
+    assert {name for _, name in refs} == {"random", "logging", "identity", "linear", "oracle"}
+    for scenario in ("medium", "extreme"):
+        assert refs[(scenario, "random")]["reward"] < refs[(scenario, "oracle")]["reward"]
+    assert {r["minus"] for r in result["table1_paired"]} == set(table1.ALGORITHMS) - {"drpo"}
     assert len(result["rq1"]["records"]) > 3
     assert (tmp_path / "fig2_phantom_gradients.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -34,20 +43,49 @@ def test_unknown_part_and_confidence_interval() -> None:
     with pytest.raises(ValueError, match="unknown study part"):
         reproduce(__import__("pathlib").Path("/nonexistent"), only=["fig9"])
     mean, half = mean_ci([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / 3**0.5)
+    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / 3**0.5, rel=1e-4)
+
+
+def test_paired_difference_is_a_t_interval_on_the_per_seed_differences() -> None:
+    from drpo_core.experiments.study import paired_difference, paired_rows
+
+    a, b = [0.30, 0.34, 0.31, 0.36, 0.33], [0.29, 0.31, 0.30, 0.33, 0.31]
+    d = [x - y for x, y in zip(a, b, strict=True)]  # 0.01, 0.03, 0.01, 0.03, 0.02
+    mean = sum(d) / 5
+    sd = (sum((x - mean) ** 2 for x in d) / 4) ** 0.5
+    half = 2.776445 * sd / 5**0.5  # t(0.975, 4)
+    got = paired_difference(a, b)
+    assert got["mean"] == pytest.approx(0.02)
+    assert got["low"] == pytest.approx(0.02 - half, rel=1e-5)
+    assert got["high"] == pytest.approx(0.02 + half, rel=1e-5)
+    assert got["p_value"] < 0.05 and got["seeds"] == 5
+    # the paired interval is far narrower than the two means' own intervals would suggest
+    assert got["high"] - got["low"] < mean_ci(a)[1]
+    rows = paired_rows({"drpo": a, "awr": b}, scenario="medium")
+    assert rows == [{"scenario": "medium", "minus": "awr", **got}]
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_difference([1.0, 2.0], [1.0])
 
 
 def test_noise_ablation_fixed_ratios_and_kappa_sweep_shapes(tmp_path) -> None:
     one = TINY.model_copy(update={"seeds": 2, "rows": 800, "steps": 30, "eval_users": 60})
     result = reproduce(tmp_path, size=one, only=["noise", "ablation", "fixed_ratios",
-                                                  "kappa_sweep"])
+                                                  "kappa_sweep"], jobs=2)  # parallel parts
     assert len(result["noise"]) == 6 * 5 and len(result["ablation"]) == 4
+    # the fixed-ratio rows run at DRPO's equilibrium P of the same seed (issue 16 §4)
+    shares = result["ablation_equilibrium_keep_share"]
+    assert len(shares) == 2 and all(0.05 <= p <= 1.0 for p in shares)
+    assert [r["minus"] for r in result["ablation_paired"]] == [
+        r["variant"] for r in result["ablation"] if "DRPO" not in r["variant"]]
+    assert all(len(r["per_seed"]) == 2 for r in result["ablation"])
     assert len(result["fixed_ratios"]) == 4 * 3 * 2  # 3 fixed ratios + adaptive
     assert {(r["scenario"], r["kappa"]) for r in result["kappa_sweep"]} == {
         (s, k) for s in ("medium", "extreme") for k in (0.1, 0.25, 0.5, 0.75, 1.0)}
     text = (tmp_path / "tables.md").read_text()
     for part in ("noise", "ablation", "fixed_ratios", "kappa_sweep"):
         assert f"## {part}" in text
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved["seconds"]) == {"noise", "ablation", "fixed_ratios", "kappa_sweep"}
 
 
 def test_offline_to_online_curve(tmp_path) -> None:
@@ -95,13 +133,15 @@ def test_top_mass_share_weights_ties_like_theorem_4_1() -> None:
 
 def test_reward_noise_one_ties_the_top_5_percent_at_the_clip() -> None:
     """App. K's collapse of the fixed 5 % filter at reward noise 1.0 (docs/reproduction.md):
-    clip(R + N(0, 1), 0, 1) puts about a fifth of the full study's logged rows at exactly 1.0,
-    so a batch's top 5 % is all ties, every advantage r - min(r_top) is 0 and nothing moves."""
+    with every user alike (activity_sigma = 0, the world before issue 16), clip(R + N(0, 1),
+    0, 1) puts about a fifth of the full study's logged rows at exactly 1.0, so a batch's top
+    5 % is all ties, every advantage r - min(r_top) is 0 and nothing moves. With heavy-tailed
+    activity the ties are gone (a_u scales each row)."""
     from drpo_core.experiments.study import FULL, make_scenario
     from drpo_core.objectives import Batch, make_objective
     from drpo_core.policy import GaussianPolicy
 
-    data = make_scenario("medium", FULL, 0, reward_noise=1.0).data
+    data = make_scenario("medium", FULL, 0, reward_noise=1.0, activity_sigma=0.0).data
     share_at_clip = float((data.reward == 1.0).float().mean())
     assert 0.18 < share_at_clip < 0.24
     torch.manual_seed(0)
