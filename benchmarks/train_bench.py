@@ -6,6 +6,9 @@
 
 Rows (gradient steps per second, higher is better):
   floor        a bare PyTorch loop: same MLP (2 x 128), Gaussian NLL, Adam, index sampling
+  floor drpo   the same loop with Algorithm 1 written bare: per-batch top-K by reward
+               (torch.topk, K = ceil(N P)), the controller on Python floats, the normalised
+               advantage, the weighted loss over the kept rows only
   ours bc / drpo / iql   drpo_core.trainer.Trainer
   d3rlpy BC / IQL        d3rlpy 2.x (stochastic BC policy, IQL) through ``fit``
   ours bc compiled       with ``torch.compile`` of the policy (only with --compile)
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import math
 import os
 import statistics
 import time
@@ -60,6 +64,34 @@ def bare_loop(data: TrainingData) -> Callable[[int], None]:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
+    return run
+
+
+def bare_drpo_loop(data: TrainingData) -> Callable[[int], None]:
+    """Algorithm 1 in plain PyTorch (App. G defaults), the floor DRPO's step is held to."""
+    torch.manual_seed(0)
+    policy = GaussianPolicy(data.d_state, data.d_action)
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-4)
+    g = torch.Generator().manual_seed(0)
+    state = {"p": 0.5}
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            idx = torch.randint(data.n_rows, (BATCH,), generator=g)
+            r = data.reward[idx]
+            k = max(1, math.ceil(BATCH * state["p"] - 1e-9))
+            top_r, top = torch.topk(r, k)
+            adv = top_r - top_r[-1]
+            adv = adv / (adv.std(correction=0) + 1e-8)
+            rows = idx[top]
+            loss = -(adv * policy.log_prob(data.state[rows], data.action[rows])).sum() / k
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            homogeneous = float(top_r.std(correction=0)) < 0.5 * float(r.std(correction=0))
+            state["p"] = min(1.0, state["p"] * 1.02) if homogeneous else max(0.05,
+                                                                            state["p"] * 0.98)
 
     return run
 
@@ -174,7 +206,8 @@ def main() -> None:
         profile_drpo(data, args.steps)
         return
     loops: dict[str, Callable[[], Callable[[int], None] | None]] = {
-        "floor (bare PyTorch)": lambda: bare_loop(data)}
+        "floor (bare PyTorch)": lambda: bare_loop(data),
+        "floor drpo (bare)": lambda: bare_drpo_loop(data)}
     for algorithm in ("bc", "drpo", "iql"):
         loops[f"ours {algorithm}"] = lambda a=algorithm: ours(data, a)
     for algorithm in ("bc", "iql"):
@@ -198,6 +231,10 @@ def main() -> None:
         ratios = [r / f for r, f in zip(rates, floors, strict=True)]
         print(f"{name:<24}{rows[name]:>10.0f}{statistics.median(ratios):>10.2f}   "
               + ", ".join(f"{x:.2f}" for x in ratios))
+    drpo_ratios = [o / f for o, f in zip(rounds["ours drpo"], rounds["floor drpo (bare)"],
+                                         strict=True)]
+    print(f"ours drpo / floor drpo (bare Algorithm 1) = {statistics.median(drpo_ratios):.2f} "
+          f"(rounds: {', '.join(f'{x:.2f}' for x in drpo_ratios)}; goal >= 0.9)")
     if "d3rlpy IQL" in rows:
         print(f"ours iql / d3rlpy IQL = {rows['ours iql'] / rows['d3rlpy IQL']:.2f} (goal >= 2)")
     if "d3rlpy BC" in rows:

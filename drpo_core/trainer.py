@@ -347,10 +347,10 @@ class Trainer:
             pick = pick.clamp_(max=len(self.pool) - 1)
         idx = self.pool[pick]
         local = idx[self._shard]
-        return Batch(state=d.state[local], action=d.action[local], reward=d.reward[local],
+        return Batch(state=d.state, action=d.action, reward=d.reward[local],
                      behavior_logprob=d.behavior_logprob[local], reward_all=d.reward[idx],
                      shard=self._shard, world_size=self.ctx.world_size,
-                     generator=self.generator)
+                     generator=self.generator, rows=local)  # rows gathered on use
 
     def _autocast(self) -> torch.autocast:
         enabled = self.config.mixed_precision and self.device.type == "cuda"

@@ -11,7 +11,7 @@ this rank's share, so averaging gradients over ranks equals the single-process g
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -31,18 +31,50 @@ class ObjectiveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-@dataclass
 class Batch:
-    """One training step's data: local shard tensors plus the global batch's rewards."""
+    """One training step's data: local shard tensors plus the global batch's rewards.
 
-    state: torch.Tensor  # (n, d_state)
-    action: torch.Tensor  # (n, d_action)
-    reward: torch.Tensor  # (n,)
-    behavior_logprob: torch.Tensor  # (n,)  NaN where not logged
-    reward_all: torch.Tensor  # (N,) rewards of the whole global batch
-    shard: slice = field(default_factory=lambda: slice(None))
-    world_size: int = 1
-    generator: torch.Generator | None = None
+    ``state`` and ``action`` may be given as whole tables with ``rows`` (this shard's row
+    indices into them): they are then gathered on first use, and ``take`` gathers only some of
+    the rows (DRPO's kept rows), so a step never copies rows it does not use.
+    """
+
+    def __init__(self, state: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
+                 behavior_logprob: torch.Tensor, reward_all: torch.Tensor,
+                 shard: slice | None = None, world_size: int = 1,
+                 generator: torch.Generator | None = None,
+                 rows: torch.Tensor | None = None) -> None:
+        self._state, self._action, self.rows = state, action, rows
+        self.reward = reward  # (n,)
+        self.behavior_logprob = behavior_logprob  # (n,)  NaN where not logged
+        self.reward_all = reward_all  # (N,) rewards of the whole global batch
+        self.shard = slice(None) if shard is None else shard
+        self.world_size = world_size
+        self.generator = generator
+        self._gathered: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _both(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.rows is None:
+            return self._state, self._action
+        if self._gathered is None:
+            self._gathered = self._state[self.rows], self._action[self.rows]
+        return self._gathered
+
+    @property
+    def state(self) -> torch.Tensor:  # (n, d_state)
+        return self._both()[0]
+
+    @property
+    def action(self) -> torch.Tensor:  # (n, d_action)
+        return self._both()[1]
+
+    def take(self, local_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """state and action of some of this shard's rows, gathered once from the tables."""
+        if self.rows is None or self._gathered is not None:
+            state, action = self._both()
+            return state[local_rows], action[local_rows]
+        picked = self.rows[local_rows]
+        return self._state[picked], self._action[picked]
 
     def local(self, x_all: torch.Tensor) -> torch.Tensor:
         return x_all[self.shard]

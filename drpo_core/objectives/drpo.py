@@ -80,10 +80,12 @@ class _FilteredObjective(Objective):
         kept = self.controller.filter(r_all)
         ratio = self.controller.update(r_all, kept)  # the new P is used from the next step
         w = batch.local(self.weights(r_all, kept))
-        state, action = batch.state, batch.action
         if w.device.type == "cpu":  # only the rows that carry weight reach the network
             rows = w.nonzero().squeeze(1)
-            w, state, action = w[rows], state[rows], action[rows]
+            w = w[rows]
+            state, action = batch.take(rows)
+        else:
+            state, action = batch.state, batch.action
         log_prob = self.policy.log_prob(state, action)
         loss = -global_weighted_sum(w * log_prob, batch) / kept.count.clamp(min=1e-12)
         metrics = {
