@@ -54,12 +54,24 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["rollback"], ["no champion"]),
     (["champion"], ["no champion"]),
 ])
+@pytest.mark.reliability(
+    kind="bad input",
+    case="`drpo {args}` on a fresh home",
+    outcome="exit non-zero, one `error:` line containing: {expected}",
+    guards=("cli",),
+)
 def test_bad_input_on_a_fresh_home(tmp_path: Path, args: list[str], expected: list[str]
                                    ) -> None:
     assert_one_error_line(drpo(tmp_path / "home", *args), *expected)
 
 
 @pytest.mark.parametrize("kind", ["folder", "text file"])
+@pytest.mark.reliability(
+    kind="bad input",
+    case="`drpo validate --db` pointing at a {kind}",
+    outcome="one `error:` line naming the path; the path left as it was",
+    guards=("cli",),
+)
 def test_a_db_path_that_is_not_a_duckdb_file(tmp_path: Path, kind: str) -> None:
     target = tmp_path / "not-a-db"
     if kind == "folder":
@@ -71,6 +83,12 @@ def test_a_db_path_that_is_not_a_duckdb_file(tmp_path: Path, kind: str) -> None:
     assert (target.is_dir() if kind == "folder" else target.read_text() == "hello\n")
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="`drpo champion` with MLflow unreachable and a password in MLFLOW_TRACKING_URI",
+    outcome="one `error:` line naming the server within 60 s; the password printed nowhere",
+    guards=("cli",),
+)
 def test_an_unreachable_mlflow_fails_fast_and_masks_its_password(tmp_path: Path) -> None:
     started = time.monotonic()
     result = drpo(tmp_path / "home", "champion",
@@ -80,6 +98,13 @@ def test_an_unreachable_mlflow_fails_fast_and_masks_its_password(tmp_path: Path)
     assert "s3cret" not in result.stderr + result.stdout and "127.0.0.1:9" in line
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="`drpo run` on the first day of data (empty window), and `--missing-days refuse` over a "
+         "window with a day without logs",
+    outcome="one `error:` line naming the empty window's day, then one naming the missing day",
+    guards=("cli",),
+)
 def test_a_run_on_the_first_day_of_data_and_a_failed_validation(tmp_path: Path, logs: Path
                                                                ) -> None:
     home = tmp_path / "home"

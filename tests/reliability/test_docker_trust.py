@@ -42,6 +42,12 @@ def strings(node) -> list[str]:
     return [str(node)]
 
 
+@pytest.mark.reliability(
+    kind="security",
+    case="compose secrets with a default value (Postgres, MLflow admin, Flask key, Prefect auth)",
+    outcome="every secret required from docker/.env (`${NAME:?}`); the example file and auth "
+            "config hold none",
+)
 def test_no_default_password_anywhere(compose: dict) -> None:
     text = (DOCKER / "compose.yaml").read_text()
     for name in SECRET_VARIABLES:
@@ -56,6 +62,11 @@ def test_no_default_password_anywhere(compose: dict) -> None:
     assert "admin_password" not in ini["mlflow"]
 
 
+@pytest.mark.reliability(
+    kind="security",
+    case="passwords on a service's command line or healthcheck (visible in `ps`)",
+    outcome="none: no password, `@postgres` URI or auth string on any command line",
+)
 def test_no_password_on_a_command_line(compose: dict) -> None:
     for name, svc in compose["services"].items():
         line = " ".join(strings(svc.get("command", [])) + strings(svc.get("entrypoint", [])))
@@ -65,6 +76,11 @@ def test_no_password_on_a_command_line(compose: dict) -> None:
         assert "PASSWORD" not in health, name
 
 
+@pytest.mark.reliability(
+    kind="security",
+    case="MLflow and Prefect servers without authentication",
+    outcome="MLflow runs the basic-auth app, Prefect has an auth string, the workers carry both",
+)
 def test_mlflow_and_prefect_require_credentials(compose: dict) -> None:
     s = compose["services"]
     command = s["mlflow"]["command"]
@@ -82,6 +98,11 @@ def test_mlflow_and_prefect_require_credentials(compose: dict) -> None:
         assert env["MLFLOW_TRACKING_USERNAME"].startswith("${MLFLOW_ADMIN_USERNAME:?")
 
 
+@pytest.mark.reliability(
+    kind="security",
+    case="a misspelt setting in compose (silently ignored, e.g. auth left off)",
+    outcome="every auth and runner setting named in compose is one MLflow/Prefect reads",
+)
 def test_the_settings_named_in_compose_exist(compose: dict) -> None:
     """Prefect and MLflow read exactly these variable names (a misspelt one is ignored)."""
     from mlflow import environment_variables as mlflow_env
@@ -109,6 +130,12 @@ def test_the_settings_named_in_compose_exist(compose: dict) -> None:
         assert any(getattr(v, "name", None) == name for v in vars(mlflow_env).values()), name
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="a worker healthcheck that passes while the worker cannot work (it probed another "
+         "service)",
+    outcome="the healthcheck probes the worker's own runner /health",
+)
 def test_the_worker_healthcheck_checks_the_worker(compose: dict) -> None:
     for name in ("worker", "worker-gpu"):
         svc = compose["services"][name]
@@ -131,6 +158,11 @@ def test_a_gpu_profile_runs_the_worker_on_the_cuda_image(compose: dict) -> None:
 
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cuda"])
+@pytest.mark.reliability(
+    kind="fault",
+    case="a volume folder the runtime user cannot write ({dockerfile})",
+    outcome="every mounted /data folder created and owned by the image's USER",
+)
 def test_every_volume_folder_is_owned_by_the_runtime_user(compose: dict, dockerfile) -> None:
     text = (DOCKER / dockerfile).read_text()
     user = re.search(r"^USER (\S+)", text, re.M).group(1)
@@ -145,6 +177,11 @@ def test_every_volume_folder_is_owned_by_the_runtime_user(compose: dict, dockerf
     assert "'mlflow[auth]'" in text  # the basic-auth app needs Flask-WTF
 
 
+@pytest.mark.reliability(
+    kind="security",
+    case="secrets (docker/.env), environments and data copied into the image",
+    outcome="the build context excludes them, and no COPY names an excluded path",
+)
 def test_the_build_context_leaves_out_environments_data_and_caches() -> None:
     ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
@@ -228,6 +265,12 @@ def mlflow_server(compose: dict, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.reliability(
+    kind="fault",
+    case="the worker registering through `Host: mlflow:5055` (MLflow answered 403 Invalid Host "
+         "header)",
+    outcome="the compose command's server accepts the worker's host and registers version 1",
+)
 def test_the_worker_registers_a_model_through_its_host_header(mlflow_server) -> None:
     port, admin = mlflow_server
     name = "drpo-policy"
@@ -252,6 +295,11 @@ def test_the_worker_registers_a_model_through_its_host_header(mlflow_server) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.reliability(
+    kind="security",
+    case="anonymous requests, a wrong password and a foreign Host header to MLflow",
+    outcome="401, 401 and 403 Invalid Host header; the admin on an allowed host gets 200",
+)
 def test_mlflow_refuses_anonymous_requests_and_foreign_hosts(mlflow_server) -> None:
     port, admin = mlflow_server
     path = "/api/2.0/mlflow/registered-models/search"

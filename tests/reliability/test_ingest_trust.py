@@ -55,6 +55,12 @@ def stored(wh, column: str) -> dict[str, object]:
     return dict(wh.query(f"SELECT event_id, {column} FROM interactions"))
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="a log root under `reward=1/step=7/` folders (hive-style names above the logs)",
+    outcome="every reward and step stored as the file's own",
+    guards=("rows", "values"),
+)
 def test_folder_names_never_become_columns(tmp_path) -> None:
     """A log root under ``reward=1/step=7`` folders: every reward and step is the file's own."""
     logs = write_logs(tmp_path / "reward=1" / "step=7" / "logs")
@@ -70,6 +76,13 @@ def test_folder_names_never_become_columns(tmp_path) -> None:
         assert len(set(stored(wh, "reward").values())) > 1
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="a file whose event_date is the next day inside this day's folder",
+    outcome="every row quarantined by partition_date:event_date (the folder's date never replaces "
+            "the file's)",
+    guards=("rows", "values"),
+)
 def test_the_files_own_event_date_meets_the_partition_rule(tmp_path, logs) -> None:
     """A file dated the next day inside this day's folder: every row is quarantined by the
     partition_date rule (the folder's date no longer replaces the file's)."""
@@ -102,6 +115,13 @@ def corrupt_state_value(path: Path, row: int, value: float) -> None:
     path.write_bytes(data.replace(old, struct.pack("<f", np.float32(value))))
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="a corrupt data page with its footer intact (a state value of 2.8e38, footer max < 1e3)",
+    outcome="the day refused with one line naming file, row 57 and column state; the database "
+            "unchanged",
+    guards=("rows", "values", "one-line"),
+)
 def test_a_data_page_that_breaks_its_footer_statistics_is_refused(tmp_path, logs) -> None:
     path = day_file(logs)
     corrupt_state_value(path, 57, 2.8e38)
@@ -121,6 +141,12 @@ def test_a_data_page_that_breaks_its_footer_statistics_is_refused(tmp_path, logs
         assert snapshot(wh) == before
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="rewards at the exact footer minimum and maximum whose text is inexact (1/3, -2/3)",
+    outcome="accepted: every row kept (no false corruption alarm)",
+    guards=("rows",),
+)
 def test_values_inside_the_footer_range_are_accepted(tmp_path, logs) -> None:
     """The check compares float32 values with float32 bounds: values at the exact footer
     minimum and maximum (printed as their shortest text) pass."""
@@ -134,6 +160,12 @@ def test_values_inside_the_footer_range_are_accepted(tmp_path, logs) -> None:
         assert (report.rows_kept, report.rows_quarantined) == (ROWS, 0)
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="`step` 0.5 and 3e10 in a float column",
+    outcome="those rows quarantined by integer:step with their raw value; 7.0 stored as 7",
+    guards=("rows", "values"),
+)
 def test_a_step_that_is_not_an_integer_is_quarantined_not_rounded(tmp_path, logs) -> None:
     path = day_file(logs)
     table = pq.read_table(path)
@@ -151,6 +183,12 @@ def test_a_step_that_is_not_an_integer_is_quarantined_not_rounded(tmp_path, logs
         assert report.rows_kept == ROWS - 2
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="a float64 state element of 1e39 (finite, beyond float32)",
+    outcome="that row quarantined by float32_range:state; the rest kept",
+    guards=("rows", "values"),
+)
 def test_a_double_state_beyond_float32_is_quarantined_not_the_day(tmp_path, logs) -> None:
     path = day_file(logs)
     table = pq.read_table(path)
@@ -167,6 +205,12 @@ def test_a_double_state_beyond_float32_is_quarantined_not_the_day(tmp_path, logs
         assert stored(wh, "state")[ids[0]] == pytest.approx(state[0])
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="a Parquet file in a subfolder of the day's folder",
+    outcome="refused with one line naming the subfolder (never skipped); nothing written",
+    guards=("rows", "one-line"),
+)
 def test_a_file_in_a_subfolder_of_a_day_is_an_error(tmp_path, logs) -> None:
     nested = day_folder(logs) / "late"
     nested.mkdir()
@@ -177,6 +221,12 @@ def test_a_file_in_a_subfolder_of_a_day_is_an_error(tmp_path, logs) -> None:
         assert wh.dims() is None  # nothing written
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="Spark `_SUCCESS`, `.crc` files, `_temporary/` and hidden folders beside the data",
+    outcome="ignored; the day ingested in full from its one data file",
+    guards=("rows",),
+)
 def test_writer_markers_are_ignored(tmp_path, logs) -> None:
     """Spark's _SUCCESS, .crc checksums, _temporary folders and hidden files are not data."""
     folder = day_folder(logs)
@@ -192,6 +242,12 @@ def test_writer_markers_are_ignored(tmp_path, logs) -> None:
         assert (report.rows_kept, report.rows_quarantined) == (ROWS, 0)
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="writer markers and a subfolder in an object-store day listing",
+    outcome="the same data file selected; the subfolder refused with one line",
+    guards=("one-line",),
+)
 def test_the_object_store_listing_applies_the_same_rules(tmp_path, logs) -> None:
     """The object-store path lists a day through DuckDB's glob; it is path-agnostic, so it is
     checked on a local folder (no object store is reachable from the tests)."""
@@ -207,6 +263,14 @@ def test_the_object_store_listing_applies_the_same_rules(tmp_path, logs) -> None
             ingest.remote_partition_files(wh, str(folder))
 
 
+@pytest.mark.reliability(
+    kind="security",
+    case="a day folder, and a file inside a real day folder, that are symlinks out of "
+         "DRPO_LOG_ROOT",
+    outcome="refused with one line naming the location; nothing written; a symlink inside the "
+            "root is ingested",
+    guards=("rows", "one-line"),
+)
 def test_symlinks_out_of_the_log_root_are_refused(tmp_path) -> None:
     root = tmp_path / "root"
     logs = write_logs(root / "logs")
@@ -238,6 +302,13 @@ def test_symlinks_out_of_the_log_root_are_refused(tmp_path) -> None:
     ("relative/logs", "s3://bucket/logs", False),
     ("s3://bucket/logs", "/data/logs", False),
 ])
+@pytest.mark.reliability(
+    kind="security",
+    case="log location `{location}` under the root `{root}`",
+    outcome="compared by scheme, bucket and whole path segments; inside: {inside} (outside is "
+            "refused with one line)",
+    guards=("one-line",),
+)
 def test_url_roots_are_compared_by_scheme_bucket_and_segments(location, root, inside) -> None:
     if inside:
         ingest.check_within_root(location, root)
@@ -246,6 +317,13 @@ def test_url_roots_are_compared_by_scheme_bucket_and_segments(location, root, in
             ingest.check_within_root(location, root)
 
 
+@pytest.mark.reliability(
+    kind="security",
+    case="an `s3://` log root with a local logs folder, and `s3://bucket/logs-evil` under "
+         "`s3://bucket/logs`",
+    outcome="both refused with one line naming the configured root",
+    guards=("one-line",),
+)
 def test_an_object_store_root_is_never_read_as_a_local_path(tmp_path, logs) -> None:
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         with pytest.raises(IngestError, match=r"outside the configured log root s3://bucket/logs$"):
@@ -254,6 +332,12 @@ def test_an_object_store_root_is_never_read_as_a_local_path(tmp_path, logs) -> N
             ingest_partition(wh, "s3://bucket/logs-evil", DAY, log_root="s3://bucket/logs")
 
 
+@pytest.mark.reliability(
+    kind="bad input",
+    case="the object-store file check of a file under a `junk=1/` folder",
+    outcome="the file's own columns and row count (no folder column)",
+    guards=("values",),
+)
 def test_the_object_store_file_check_sees_no_folder_columns(tmp_path) -> None:
     """The object-store path inspects a file through DuckDB: a ``junk=1`` folder above the logs
     is no column of the file (it made every file fail as having an unexpected column)."""

@@ -72,6 +72,12 @@ def state(client) -> tuple[list[tuple[int, str | None]], dict[str, str]]:
     return versions, {r.info.run_id: r.info.status for r in runs}
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="kill -9 of the registering process right after MLflow created the version, then a rerun",
+    outcome="one version for the run_key, tagged with its checksum; the killed run completed "
+            "(FINISHED) by the rerun",
+)
 def test_kill_right_after_the_version_is_created_then_rerun(home, tmp_path):
     code, _, err = finish(child(home, tmp_path / "w", "--kill-after-version"))
     assert code == -signal.SIGKILL, err[-2000:]
@@ -90,6 +96,12 @@ def test_kill_right_after_the_version_is_created_then_rerun(home, tmp_path):
     assert len(mv.tags["policy_sha256"]) == 64 and mv.description
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="kill -9 while the model is being logged, then a rerun",
+    outcome="the killed run ended FAILED and tagged interrupted; the rerun creates the one "
+            "version",
+)
 def test_kill_while_logging_the_model_then_rerun(home, tmp_path):
     code, _, err = finish(child(home, tmp_path / "w", "--kill-during-logging"))
     assert code == -signal.SIGKILL, err[-2000:]
@@ -107,6 +119,11 @@ def test_kill_while_logging_the_model_then_rerun(home, tmp_path):
     assert client.get_run(killed).data.tags["drpo.interrupted"] == "registration killed"
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="two concurrent registrations of one run_key",
+    outcome="one version and one run; the second process finds the first's version",
+)
 def test_two_concurrent_registrations_of_one_run_key_make_one_version(home, tmp_path):
     start = tmp_path / "start"
     procs = [child(home, tmp_path / f"w{i}", "--wait-for", str(start)) for i in range(2)]
@@ -126,6 +143,14 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="MLflow unreachable (closed port) with a password in MLFLOW_TRACKING_URI, for configure, "
+         "alias, promote and download",
+    outcome="one line with the password masked and no chained traceback; retries bounded to <= 60 "
+            "s",
+    guards=("one-line",),
+)
 def test_an_unreachable_server_fails_with_one_masked_line(monkeypatch):
     port = closed_port()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:s3cr3t-pw@127.0.0.1:{port}")
@@ -152,6 +177,11 @@ def test_an_unreachable_server_fails_with_one_masked_line(monkeypatch):
         assert "s3cr3t-pw" not in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="a user's own MLflow HTTP retry and timeout settings",
+    outcome="kept as set, and the retry budget computed from them",
+)
 def test_a_users_http_settings_win_and_change_the_budget(monkeypatch, tmp_path):
     monkeypatch.setenv("DRPO_HOME", str(tmp_path))
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
@@ -171,6 +201,11 @@ def test_a_users_http_settings_win_and_change_the_budget(monkeypatch, tmp_path):
     ("http://host:5000 has no credentials", "http://host:5000 has no credentials"),
     ("token: abc-token-123", "token: ***"),
 ])
+@pytest.mark.reliability(
+    kind="security",
+    case="credentials in a message: `{text}`",
+    outcome="printed as `{expected}`",
+)
 def test_mask_credentials(monkeypatch, text, expected):
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "abc-token-123")
     assert registry.mask_credentials(text) == expected

@@ -36,6 +36,13 @@ def day_file(logs: Path, day: dt.date) -> Path:
 
 
 @pytest.mark.parametrize("window", [(-7, -1), (5, 9)], ids=["before-the-first-day", "after"])
+@pytest.mark.reliability(
+    kind="bad input",
+    case="a filter window with no ingested day (days {window} from the data's first day), on an "
+         "empty and on a filled warehouse",
+    outcome="one line naming the window and the days the warehouse holds",
+    guards=("one-line",),
+)
 def test_an_empty_window_fails_with_one_line(tmp_path, logs, window) -> None:
     start, end = (DAY + dt.timedelta(days=k) for k in window)
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
@@ -54,6 +61,12 @@ def test_an_empty_window_fails_with_one_line(tmp_path, logs, window) -> None:
 
 @pytest.mark.parametrize("read_only", [False, True], ids=["writer", "reader"])
 @pytest.mark.parametrize("kind", ["text-file", "parquet-file", "folder"])
+@pytest.mark.reliability(
+    kind="bad input",
+    case="a warehouse path that is a {kind}, opened read-only: {read_only}",
+    outcome="one line naming the path; no lock file left beside it",
+    guards=("one-line",),
+)
 def test_a_path_that_is_not_a_duckdb_database_fails_with_one_line(tmp_path, logs, kind,
                                                                    read_only) -> None:
     path = {"text-file": tmp_path / "notes.duckdb", "parquet-file": day_file(logs, DAY),
@@ -88,6 +101,12 @@ except IngestError as err:
 """
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="the disk full at commit (a file-size limit stands in)",
+    outcome="one line keeping the OS's error; the database as before",
+    guards=("rows", "one-line"),
+)
 def test_a_failed_commit_reports_the_os_error(tmp_path, logs) -> None:
     """The disk fills up at commit (a file-size limit stands in for a full disk: the same
     failed write, with the OS's "File too large" in place of "No space left on device"): the
@@ -151,6 +170,11 @@ def test_the_simulator_config_is_stored_at_ingest(tmp_path, logs) -> None:
         assert simulator_config(wh, DAY + dt.timedelta(days=2)) is None
 
 
+@pytest.mark.reliability(
+    kind="fault",
+    case="a warehouse made by an older version (no day_metadata table)",
+    outcome="opened; the next ingest of an unchanged day adds the day's metadata",
+)
 def test_a_database_from_before_day_metadata_gets_it_on_the_next_ingest(tmp_path, logs) -> None:
     from drpo_core.warehouse.days import simulator_config
 
@@ -167,6 +191,11 @@ SQL_TEXT = re.compile(r"""["'](\s*)(SELECT|INSERT|DELETE|UPDATE|CREATE|DROP|DESC
 
 
 @pytest.mark.parametrize("module", ["connection.py", "cvar_filter.py", "ingest.py", "days.py"])
+@pytest.mark.reliability(
+    kind="security",
+    case="SQL text built in the data-layer module {module} (an injection path)",
+    outcome="none: every statement lives in sql/ and values are bound as parameters",
+)
 def test_the_data_layer_holds_no_sql_strings(module) -> None:
     source = (WAREHOUSE / module).read_text()
     assert not SQL_TEXT.findall(source)
