@@ -18,8 +18,9 @@ from typer.exceptions import TyperException
 
 from flows.cli_lab import lab
 from flows.cli_support import (
-    console_without_tracebacks,
     fail,
+    pipeline_module,
+    run_flow,
     run_parameter_options,
     user_errors,
 )
@@ -117,16 +118,6 @@ def filter_window(start: DateOption, end: DateOption,
                    f"{p.kept_share:>12.4f}{p.cvar:>10.4f}")
 
 
-def _pipeline() -> Any:  # imported late: Prefect's home must be set first
-    from flows.settings import embedded_environment
-
-    embedded_environment()
-    from flows import pipeline
-
-    console_without_tracebacks()
-    return pipeline
-
-
 @app.command()
 @user_errors
 @run_parameter_options
@@ -135,7 +126,7 @@ def run(date: Annotated[str | None, typer.Option(help="logical date (default: ye
     """Run the nightly flow once for a logical date (Prefect's embedded API)."""
     params = load_parameters(config, overrides)
     logical_date = parse_date(date, "date") if date else None
-    _print_run(_pipeline().nightly_retrain(logical_date=logical_date, params=params))
+    _print_run(run_flow("nightly_retrain", logical_date=logical_date, params=params))
 
 
 @app.command()
@@ -150,7 +141,7 @@ def backfill(start: DateOption, end: DateOption,
     params = load_parameters(config, overrides)
     first, last = parse_date(start, "start"), parse_date(end, "end")
     backfill_dates(first, last)  # refused before Prefect starts
-    result = _pipeline().backfill(start=first, end=last, retrain=retrain, params=params)
+    result = run_flow("backfill", start=first, end=last, retrain=retrain, params=params)
     typer.echo(f"backfill {first}..{last}: {result['days']} days, {result['rows']:,} rows")
     for r in result["retrained"]:
         _print_run(r)
@@ -214,7 +205,7 @@ def serve(timezone: Annotated[str, typer.Option(help="time zone of the nightly c
           limit: Annotated[int, typer.Option(help="flow runs at once (one DuckDB writer)")] = 1
           ) -> None:
     """Serve the nightly (cron) and backfill deployments; needs PREFECT_API_URL."""
-    _pipeline()
+    pipeline_module()
     from flows.serve import serve_all
 
     if not os.environ.get("PREFECT_API_URL"):

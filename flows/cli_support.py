@@ -123,3 +123,24 @@ def run_parameter_options(func: F) -> F:
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     return wrapper  # type: ignore[return-value]
+
+
+def pipeline_module() -> Any:  # imported late: Prefect's home must be set first
+    from flows.settings import embedded_environment
+
+    embedded_environment()
+    from flows import pipeline
+
+    console_without_tracebacks()
+    return pipeline
+
+
+def run_flow(name: str, **parameters: Any) -> dict[str, Any]:
+    """A flow of flows/pipeline.py on the CLI's API (flows/embedded.py)."""
+    pipeline = pipeline_module()
+    from flows.embedded import cli_api
+
+    with cli_api() as crashed:
+        for run_name in crashed:
+            typer.echo(f"note: flow run {run_name} of a killed drpo process marked Crashed")
+        return getattr(pipeline, name)(**parameters)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from drpo_core.diagnostics import policy_health
-from drpo_core.trainer import Callback, TrainConfig
+from drpo_core.trainer import Callback, CheckpointError, TrainConfig
 from drpo_core.training_run import POLICY_FILE, run_training
 from flows import registry
 from flows.jobs.window import Window
@@ -76,8 +76,15 @@ def train(logical_date: dt.date, window: Window, config: TrainConfig,
         reused = (run_dir / POLICY_FILE).exists() and (run_dir / "metrics.json").exists()
         if not reused:
             resume = (run_dir / "checkpoint.pt").exists()
-            run_training(config, window.data, run_dir, resume=resume, overwrite=not resume,
-                         progress=progress, callbacks=callbacks)
+            try:
+                run_training(config, window.data, run_dir, resume=resume, overwrite=not resume,
+                             progress=progress, callbacks=callbacks)
+            except CheckpointError as err:  # a checkpoint is a cache: never block the rerun
+                if not resume:
+                    raise
+                logging.getLogger(__name__).warning("%s: training again from step 0", err)
+                run_training(config, window.data, run_dir, overwrite=True, progress=progress,
+                             callbacks=callbacks)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     health = policy_health(metrics["history"], config.policy)
     resolved = config.model_dump(mode="json") | {"objective": config.resolved_objective()}
