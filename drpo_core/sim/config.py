@@ -60,8 +60,9 @@ class SimConfig(BaseModel):
     )
     d_state: int | None = Field(
         None, gt=0,
-        description="observed state dimension; None = d. ASSUMPTION: when d_state != d the state "
-        "is a fixed random (JL) projection of the interest vector",
+        description="observed state dimension; None = d (the 'history' state lives in its own "
+        "space either way; the 'interest' state is a fixed random JL projection of u* when "
+        "d_state != d)",
     )
     n_items: int = Field(5000, gt=1, description="catalogue size. ASSUMPTION: ~5000 from Fig. H")
     n_clusters: int = Field(
