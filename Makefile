@@ -16,7 +16,7 @@ RUN_ROWS ?= 50000
 RUN_STEPS ?= 3000
 LOGS := $(DRPO_HOME)/logs/live
 
-.PHONY: install run test lint bench clean
+.PHONY: install run ui test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ run: $(STAMP)
 	$(BIN)/drpo backfill --start 2026-01-01 --end 2026-01-07 --logs $(LOGS) --train-steps $(RUN_STEPS)
 	$(BIN)/drpo run --date 2026-01-08 --logs $(LOGS) --train-steps $(RUN_STEPS)
 	$(BIN)/drpo champion
+
+# The MLflow UI (http://127.0.0.1:5055) and the Prefect UI (http://127.0.0.1:4200) on DRPO_HOME.
+ui: $(STAMP)
+	$(BIN)/drpo ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -192,10 +192,22 @@ def champion() -> None:
     for key, value in sorted(mv.tags.items()):
         if key.startswith("eval."):
             typer.echo(f"  {key.removeprefix('eval.')}: {value}")
-    home = drpo_home()
-    typer.echo("open the UIs:")
-    typer.echo(f"  mlflow ui --backend-store-uri sqlite:///{home / 'mlflow.db'} --port 5055")
-    typer.echo(f"  PREFECT_HOME={home / 'prefect'} prefect server start --port 4200")
+    typer.echo(f"open the UIs: make ui  (or {Path(sys.executable).parent / 'drpo'} ui; "
+               f"DRPO_HOME={drpo_home()})")
+
+
+@app.command()
+@user_errors
+def ui(mlflow_port: Annotated[int, typer.Option(help="MLflow UI port")] = 5055,
+       prefect_port: Annotated[int, typer.Option(help="Prefect server port")] = 4200) -> None:
+    """Start the MLflow UI and a Prefect server on this DRPO_HOME; Ctrl-C stops both."""
+    from flows import ui as servers
+
+    procs = servers.start(mlflow_port, prefect_port)
+    for name, (_, url) in servers.commands(mlflow_port, prefect_port).items():
+        typer.echo(f"{name}: {url}")
+    typer.echo("Ctrl-C stops both")
+    servers.wait(procs)
 
 
 @app.command()

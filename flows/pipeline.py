@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -58,6 +62,10 @@ def ingest_task(logs: str, event_date: dt.date) -> IngestReport:
 @task(name="validate", cache_policy=NO_CACHE, retries=0)
 def validate_task(event_date: dt.date) -> ValidationOutcome:
     outcome = data.validate(event_date)
+    if outcome.data_docs is not None:
+        create_link_artifact(key=f"data-docs-{event_date.isoformat()}",
+                             link=outcome.data_docs.as_uri(),
+                             description=f"Great Expectations Data Docs of {event_date}")
     if not outcome.success:
         create_markdown_artifact(
             key=f"validation-failed-{event_date.isoformat()}",

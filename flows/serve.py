@@ -30,5 +30,6 @@ def deployments(timezone: str = "UTC", cron: str = NIGHTLY_CRON) -> list:
 
 
 def serve_all(timezone: str = "UTC", cron: str = NIGHTLY_CRON, limit: int = 1) -> None:
-    """Block and run both deployments' flow runs in this process."""
-    serve(*deployments(timezone, cron), limit=limit)
+    """Block and run both deployments' flow runs in this process. Stopping it leaves the
+    schedules active: the next ``drpo serve`` (or a worker) picks the nightly runs up again."""
+    serve(*deployments(timezone, cron), limit=limit, pause_on_shutdown=False)

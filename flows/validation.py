@@ -60,7 +60,7 @@ class ValidationOutcome:
     critical_failures: list[str]
     warnings: list[str]
     result_path: Path
-    data_docs: Path | None
+    data_docs: Path | None  # the Data Docs page of this date's validation
     statistics: dict[str, Any]
 
 
@@ -145,6 +145,7 @@ def validate_day(wh: Warehouse, event_date: dt.date, config: ValidationConfig,
     critical, warnings = _split(result)
     sites = ctx.build_data_docs()  # {site name: file:// URL of its index.html}
     index = next((Path(url.removeprefix("file://")) for url in sites.values()), None)
+    page = _date_page(index, f"{SUITE}-{event_date.isoformat()}")
     text = json.dumps({"event_date": event_date.isoformat(), "success": not critical,
                        "critical_failures": critical, "warnings": warnings,
                        "statistics": statistics, "results": result.to_json_dict()},
@@ -153,5 +154,14 @@ def validate_day(wh: Warehouse, event_date: dt.date, config: ValidationConfig,
     path = out_dir / f"{event_date.isoformat()}.json"
     path.write_text(text + "\n")
     record_validation(wh, event_date, not critical, critical, warnings, text)
-    return ValidationOutcome(event_date, not critical, critical, warnings, path, index,
+    return ValidationOutcome(event_date, not critical, critical, warnings, path, page,
                              statistics)
+
+
+def _date_page(index: Path | None, run_name: str) -> Path | None:
+    """The Data Docs page of this date's latest validation (one folder per run name, one
+    sub-folder per run time), else the site's index."""
+    if index is None:
+        return None
+    pages = sorted((index.parent / "validations" / SUITE / run_name).glob("*/*.html"))
+    return pages[-1] if pages else index

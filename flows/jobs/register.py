@@ -44,6 +44,7 @@ def _tags(logical_date: dt.date, step: TrainStep, window: Window,
             "git_sha": git_sha(), "validation": _validation_tag(validation, window),
             "algorithm": step.config["algorithm"], "healthy": str(step.health.get("healthy")),
             **window.coverage_tags,
+            "validation_data_docs": str(validation.data_docs or "none"),
             **{k: f"{v:.6g}" for k, v in metrics.items() if k.startswith("eval/")}}
     return {k.replace("/", "."): v for k, v in tags.items()}
 

@@ -72,6 +72,14 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (exited, waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def kill_at(home: Path, trigger: str) -> list[int]:
     """Start the nightly for DAY3, SIGKILL it once ``trigger`` is printed; its children."""
     child = subprocess.Popen([DRPO, "run", "--date", DAY3.isoformat(), "--train-steps", "3000",
@@ -131,8 +139,10 @@ def test_kill_at_a_stage_then_rerun(prepared: Path, tmp_path: Path, stage: str,
     home = tmp_path / "home"
     shutil.copytree(prepared, home)
     servers = kill_at(home, TRIGGERS[stage])
-    time.sleep(1.0)
-    assert not [pid for pid in servers if Path(f"/proc/{pid}").exists()], \
+    deadline = time.monotonic() + 60  # SIGTERM from the kernel, then uvicorn's shutdown
+    while any(running(pid) for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert servers and not any(running(pid) for pid in servers), \
         "the killed run's temporary Prefect server is still running"
     rerun = drpo(home, "run", "--date", DAY3.isoformat(), "--train-steps", "3000", *RUN)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

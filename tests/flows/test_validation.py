@@ -45,8 +45,8 @@ def test_a_clean_day_passes_and_is_recorded(setup) -> None:
         assert 0.8 < statistics["propensity_calibration"] < 1.2
     assert json.loads(outcome.result_path.read_text())["success"] is True
     assert outcome.data_docs is not None and outcome.data_docs.exists()
-    pages = list((outcome.data_docs.parent / "validations").rglob("*.html"))
-    assert [p.parent.parent.name for p in pages] == [f"interactions_day-{DAY.isoformat()}"]
+    assert outcome.data_docs.parent.parent.name == f"interactions_day-{DAY.isoformat()}"
+    assert DAY.isoformat() in outcome.data_docs.read_text()
 
 
 def test_critical_failures_fail_the_day_and_name_the_expectation(setup) -> None:
