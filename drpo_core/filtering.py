@@ -23,6 +23,7 @@ Behaviour change (issue 12), where it differs from before and why:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,33 @@ class TopFilter:
 
 
 def top_kappa(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
-    """The SQL's tie rule on a tensor: keep the top ``kappa`` mass of ``reward`` (see above)."""
+    """The SQL's tie rule on a tensor: keep the top ``kappa`` mass of ``reward`` (see above).
+
+    On the CPU the scalars (k, the cut's counts, the tie share) are read to the host, where
+    reading is free and each saves a tensor operation of a few microseconds; on an accelerator
+    they stay on the device (no synchronisation). Both give the same weights
+    (tests/objectives/test_drpo.py)."""
+    if reward.device.type == "cpu":
+        return _top_kappa_host(reward, float(kappa))
+    return _top_kappa_device(reward, kappa)
+
+
+def _top_kappa_host(reward: torch.Tensor, kappa: float) -> TopFilter:
+    n = reward.shape[0]
+    target = kappa * n  # the kept mass kappa n
+    k = min(max(math.ceil(target - CEIL_SLACK), 1), n)
+    cut = torch.topk(reward, k, sorted=False).values.min()  # the k-th largest reward
+    above = reward > cut
+    at = reward == cut
+    rows_above, rows_at = int(above.sum()), int(at.sum())
+    share = min(1.0, max(0.0, (target - rows_above) / rows_at)) if rows_at else 0.0
+    weight = torch.where(above, 1.0, at.to(reward.dtype) * share)
+    weight += reward * 0.0  # a NaN or inf reward poisons its row: the loss names the step
+    count = torch.tensor(rows_above + share * rows_at, dtype=reward.dtype)
+    return TopFilter(weight, weight > 0, cut, count)
+
+
+def _top_kappa_device(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
     n = reward.shape[0]
     kappa = torch.as_tensor(kappa, dtype=torch.float64, device=reward.device)
     target = kappa * n  # the kept mass kappa n
@@ -95,12 +122,14 @@ def top_share_mask(reward: torch.Tensor, keep_share: torch.Tensor) -> TopFilter:
     return top_kappa(reward, keep_share)
 
 
-def masked_std(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Population std of x under the row weights (a bool mask or kept masses)."""
+def masked_std(x: torch.Tensor, weight: torch.Tensor, count: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """Population std of x under the row weights (a bool mask or kept masses, summing to
+    ``count`` when it is given)."""
     m = weight.to(x.dtype)
-    count = m.sum().clamp(min=1e-12)
+    count = m.sum().clamp(min=1e-12) if count is None else count
     mean = (x * m).sum() / count
-    return torch.sqrt(((x - mean) ** 2 * m).sum() / count)
+    return torch.sqrt(((x - mean).square_() * m).sum() / count)
 
 
 class VarianceFeedbackController(nn.Module):
@@ -123,13 +152,21 @@ class VarianceFeedbackController(nn.Module):
         return top_share_mask(reward, self.keep_share)
 
     @torch.no_grad()
-    def update(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
-        """Algorithm 1 step 4; returns sigma_top / sigma_batch. The new P applies next step."""
+    def update(self, reward: torch.Tensor, kept: TopFilter,
+               sigma_top: torch.Tensor | None = None) -> torch.Tensor:
+        """Algorithm 1 step 4; returns sigma_top / sigma_batch. The new P applies next step.
+        ``sigma_top``: the kept rewards' std when the caller has it already."""
         c = self.config
         sigma_batch = reward.std(correction=0)
-        sigma_top = masked_std(reward, kept.weight)
+        if sigma_top is None:
+            sigma_top = masked_std(reward, kept.weight, kept.count)
         ratio = sigma_top / sigma_batch.clamp(min=1e-12)
-        if c.adaptive:
+        if c.adaptive and reward.device.type == "cpu":  # the same rule on host floats
+            p = float(self.keep_share)
+            homogeneous = bool(sigma_top < c.target_ratio * sigma_batch)
+            self.keep_share.fill_(min(p * c.relax_factor, c.max_keep_share) if homogeneous
+                                  else max(p * c.tighten_factor, c.min_keep_share))
+        elif c.adaptive:
             p = self.keep_share
             relaxed = torch.clamp(p * c.relax_factor, max=c.max_keep_share)
             tightened = torch.clamp(p * c.tighten_factor, min=c.min_keep_share)

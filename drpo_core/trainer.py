@@ -186,6 +186,7 @@ class Trainer:
             self._check_drawn(self.data)
             self.pool = torch.arange(data.n_rows, device=self.device)
             self._pool_cdf = None
+            self._pool_is_all = True
         else:
             self._set_pool(self.objective.prepare(self.data.reward))
         probe = self.pool[:256]  # fixed rows for the collapse monitor (diagnostics.py)
@@ -217,6 +218,7 @@ class Trainer:
         if keep is not None and not bool((keep[self.pool] == 1).all()):
             weight = keep[self.pool] * (1.0 if weight is None else weight)
         self._pool_cdf = _sampling_cdf(weight)
+        self._pool_is_all = len(self.pool) == d.n_rows  # pool = every row: no lookup per step
 
     def _check_drawn(self, sample: DrawnSample) -> None:
         cfg, ctx = self.config, self.ctx
@@ -345,10 +347,10 @@ class Trainer:
                            device=self.device, dtype=torch.float64)
             pick = torch.searchsorted(self._pool_cdf, u * self._pool_cdf[-1], right=True)
             pick = pick.clamp_(max=len(self.pool) - 1)
-        idx = self.pool[pick]
+        idx = pick if self._pool_is_all else self.pool[pick]
         local = idx[self._shard]
-        return Batch(state=d.state, action=d.action, reward=d.reward[local],
-                     behavior_logprob=d.behavior_logprob[local], reward_all=d.reward[idx],
+        return Batch(state=d.state, action=d.action, reward=d.reward,
+                     behavior_logprob=d.behavior_logprob, reward_all=d.reward[idx],
                      shard=self._shard, world_size=self.ctx.world_size,
                      generator=self.generator, rows=local)  # rows gathered on use
 
@@ -368,7 +370,8 @@ class Trainer:
             raise ValueError(f"the drawn sample covers {self.data.steps} steps of batch "
                              f"{cfg.batch_size}; steps={cfg.steps}: draw steps x batch_size rows")
         window = torch.zeros(cfg.log_every, device=self.device)
-        sums: dict[str, torch.Tensor] = {}
+        sums: dict[str, torch.Tensor] = {}  # the objective's metrics, summed over the window
+        total: torch.Tensor | None = None  # the same, stacked: one add per step
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.algorithm}",
                    unit="step", disable=not self.progress, mininterval=1.0)
         self.objective.train()
@@ -385,15 +388,19 @@ class Trainer:
             self.optimizer.step()
             self.objective.after_step(self.step)
             window[self.step - window_start] = out.loss.detach()
-            for k, v in out.metrics.items():
-                sums[k] = sums.get(k, 0.0) + v.detach().float()
+            if out.metrics:
+                vec = torch.stack([(v.detach() if v.requires_grad else v).float()
+                                   for v in out.metrics.values()])
+                total = vec if total is None else total + vec
             self.step += 1
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 n = self.step - window_start
+                if total is not None:
+                    sums = dict(zip(out.metrics, total.unbind(), strict=True))
                 self._log(window[:n], sums, n, window_start)
                 bar.update(n)
                 bar.set_postfix(_short(self.history[-1]), refresh=False)
-                window_start, sums = self.step, {}
+                window_start, sums, total = self.step, {}, None
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_checkpoint()
         bar.close()

@@ -34,9 +34,10 @@ class ObjectiveConfig(BaseModel):
 class Batch:
     """One training step's data: local shard tensors plus the global batch's rewards.
 
-    ``state`` and ``action`` may be given as whole tables with ``rows`` (this shard's row
-    indices into them): they are then gathered on first use, and ``take`` gathers only some of
-    the rows (DRPO's kept rows), so a step never copies rows it does not use.
+    ``state``, ``action``, ``reward`` and ``behavior_logprob`` may be given as whole tables with
+    ``rows`` (this shard's row indices into them): each is then gathered on first use, and
+    ``take`` gathers only some rows of state and action (DRPO's kept rows), so a step never
+    copies rows or columns it does not use.
     """
 
     def __init__(self, state: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
@@ -44,37 +45,44 @@ class Batch:
                  shard: slice | None = None, world_size: int = 1,
                  generator: torch.Generator | None = None,
                  rows: torch.Tensor | None = None) -> None:
-        self._state, self._action, self.rows = state, action, rows
-        self.reward = reward  # (n,)
-        self.behavior_logprob = behavior_logprob  # (n,)  NaN where not logged
+        self._tables = {"state": state, "action": action, "reward": reward,
+                        "behavior_logprob": behavior_logprob}
+        self._gathered: dict[str, torch.Tensor] = {}
+        self.rows = rows
         self.reward_all = reward_all  # (N,) rewards of the whole global batch
         self.shard = slice(None) if shard is None else shard
         self.world_size = world_size
         self.generator = generator
-        self._gathered: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _both(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _column(self, name: str) -> torch.Tensor:
         if self.rows is None:
-            return self._state, self._action
-        if self._gathered is None:
-            self._gathered = self._state[self.rows], self._action[self.rows]
-        return self._gathered
+            return self._tables[name]
+        if name not in self._gathered:
+            self._gathered[name] = self._tables[name][self.rows]
+        return self._gathered[name]
 
     @property
     def state(self) -> torch.Tensor:  # (n, d_state)
-        return self._both()[0]
+        return self._column("state")
 
     @property
     def action(self) -> torch.Tensor:  # (n, d_action)
-        return self._both()[1]
+        return self._column("action")
+
+    @property
+    def reward(self) -> torch.Tensor:  # (n,)
+        return self._column("reward")
+
+    @property
+    def behavior_logprob(self) -> torch.Tensor:  # (n,)  NaN where not logged
+        return self._column("behavior_logprob")
 
     def take(self, local_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """state and action of some of this shard's rows, gathered once from the tables."""
-        if self.rows is None or self._gathered is not None:
-            state, action = self._both()
-            return state[local_rows], action[local_rows]
+        if self.rows is None or "state" in self._gathered:
+            return self.state[local_rows], self.action[local_rows]
         picked = self.rows[local_rows]
-        return self._state[picked], self._action[picked]
+        return self._tables["state"][picked], self._tables["action"][picked]
 
     def local(self, x_all: torch.Tensor) -> torch.Tensor:
         return x_all[self.shard]

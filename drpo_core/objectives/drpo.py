@@ -29,7 +29,12 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import Field
 
-from drpo_core.filtering import ControllerConfig, TopFilter, VarianceFeedbackController
+from drpo_core.filtering import (
+    ControllerConfig,
+    TopFilter,
+    VarianceFeedbackController,
+    masked_std,
+)
 from drpo_core.objectives.base import (
     Batch,
     LossOutput,
@@ -70,16 +75,19 @@ class _FilteredObjective(Objective):
         super().__init__(policy, config)
         self.controller = VarianceFeedbackController(config.controller)
 
-    def weights(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
-        """Per-row loss weights w_j of the global batch (0 outside the kept set)."""
+    def weights(self, reward: torch.Tensor, kept: TopFilter,
+                sigma_top: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-row loss weights w_j of the global batch (0 outside the kept set);
+        ``sigma_top`` = the kept rewards' std when the caller has it already."""
         raise NotImplementedError
 
     def loss(self, batch: Batch, step: int) -> LossOutput:
         r_all = batch.reward_all
         keep_share = self.controller.keep_share.clone()
         kept = self.controller.filter(r_all)
-        ratio = self.controller.update(r_all, kept)  # the new P is used from the next step
-        w = batch.local(self.weights(r_all, kept))
+        sigma_top = masked_std(r_all, kept.weight, kept.count)
+        ratio = self.controller.update(r_all, kept, sigma_top)  # the new P: from the next step
+        w = batch.local(self.weights(r_all, kept, sigma_top))
         if w.device.type == "cpu":  # only the rows that carry weight reach the network
             rows = w.nonzero().squeeze(1)
             w = w[rows]
@@ -87,10 +95,10 @@ class _FilteredObjective(Objective):
         else:
             state, action = batch.state, batch.action
         log_prob = self.policy.log_prob(state, action)
-        loss = -global_weighted_sum(w * log_prob, batch) / kept.count.clamp(min=1e-12)
+        loss = -global_weighted_sum(w * log_prob, batch) / kept.count
         metrics = {
             "filter/keep_share": keep_share,
-            "filter/nu": kept.nu.detach(),
+            "filter/nu": kept.nu,
             "filter/sigma_ratio": ratio,
             "filter/kept": kept.count,
         }
@@ -98,7 +106,7 @@ class _FilteredObjective(Objective):
 
 
 def _kept_mean(x: torch.Tensor, kept: TopFilter) -> torch.Tensor:
-    return (x * kept.weight).sum() / kept.count.clamp(min=1e-12)
+    return (x * kept.weight).sum() / kept.count  # count = kappa N > 0
 
 
 class DRPO(_FilteredObjective):
@@ -106,12 +114,14 @@ class DRPO(_FilteredObjective):
     Config: ClassVar[type[ObjectiveConfig]] = DRPOConfig
     config: DRPOConfig
 
-    def weights(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
+    def weights(self, reward: torch.Tensor, kept: TopFilter,
+                sigma_top: torch.Tensor | None = None) -> torch.Tensor:
         nu = kept.nu
         if self.config.baseline == "mean_top":  # ablation only: centred, repulsive terms back
             nu = _kept_mean(reward, kept)
         advantage = torch.where(kept.mask, reward - nu, 0.0)  # >= 0 (step 5)
-        std = torch.sqrt(_kept_mean((advantage - _kept_mean(advantage, kept)) ** 2, kept))
+        # std of A over the kept rows = that of r (A is r shifted by nu there): sigma_top
+        std = masked_std(reward, kept.weight, kept.count) if sigma_top is None else sigma_top
         return kept.weight * advantage / (std + self.config.eps)  # scale only, no centring
 
 
@@ -120,7 +130,8 @@ class DRPOExp(_FilteredObjective):
     Config: ClassVar[type[ObjectiveConfig]] = DRPOExpConfig
     config: DRPOExpConfig
 
-    def weights(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
+    def weights(self, reward: torch.Tensor, kept: TopFilter,
+                sigma_top: torch.Tensor | None = None) -> torch.Tensor:
         w = exp_weights(reward - _kept_mean(reward, kept), self.config.temperature,
                         self.config.max_weight)
         return w * kept.weight
@@ -130,5 +141,6 @@ class AdaptiveBC(_FilteredObjective):
     name: ClassVar[str] = "adaptive_bc"
     Config: ClassVar[type[ObjectiveConfig]] = DRPOConfig
 
-    def weights(self, reward: torch.Tensor, kept: TopFilter) -> torch.Tensor:
+    def weights(self, reward: torch.Tensor, kept: TopFilter,
+                sigma_top: torch.Tensor | None = None) -> torch.Tensor:
         return kept.weight

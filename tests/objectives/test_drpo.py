@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from drpo_core.filtering import (
     ControllerConfig,
     VarianceFeedbackController,
+    _top_kappa_device,
     masked_std,
     top_kappa,
     top_kappa_weights,
@@ -131,6 +132,9 @@ def test_filter_equals_the_numpy_reference_on_random_rewards_with_ties(r: list[f
     reference = greedy_kept_mass(r64, p)
     np.testing.assert_allclose(kept.weight.double().numpy(), reference, atol=1e-5)
     np.testing.assert_allclose(top_kappa_weights(r64, p), reference, atol=1e-9)
+    device = _top_kappa_device(reward, torch.tensor(p, dtype=torch.float64))  # the GPU's path
+    torch.testing.assert_close(device.weight, kept.weight, rtol=0, atol=1e-6)
+    assert device.nu == kept.nu and device.count.item() == pytest.approx(kept.count.item())
     assert kept.count.item() == pytest.approx(p * len(r), abs=1e-4)  # exactly kappa n
     assert reward[kept.mask].min().item() == kept.nu.item()
     if not kept.mask.all():
