@@ -371,7 +371,6 @@ class Trainer:
                              f"{cfg.batch_size}; steps={cfg.steps}: draw steps x batch_size rows")
         window = torch.zeros(cfg.log_every, device=self.device)
         sums: dict[str, torch.Tensor] = {}  # the objective's metrics, summed over the window
-        total: torch.Tensor | None = None  # the same, stacked: one add per step
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.algorithm}",
                    unit="step", disable=not self.progress, mininterval=1.0)
         self.objective.train()
@@ -388,19 +387,16 @@ class Trainer:
             self.optimizer.step()
             self.objective.after_step(self.step)
             window[self.step - window_start] = out.loss.detach()
-            if out.metrics:
-                vec = torch.stack([(v.detach() if v.requires_grad else v).float()
-                                   for v in out.metrics.values()])
-                total = vec if total is None else total + vec
+            for k, v in out.metrics.items():  # (an objective may skip a metric on a step)
+                v = (v.detach() if v.requires_grad else v).float()
+                sums[k] = sums[k] + v if k in sums else v.clone()
             self.step += 1
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 n = self.step - window_start
-                if total is not None:
-                    sums = dict(zip(out.metrics, total.unbind(), strict=True))
                 self._log(window[:n], sums, n, window_start)
                 bar.update(n)
                 bar.set_postfix(_short(self.history[-1]), refresh=False)
-                window_start, sums, total = self.step, {}, None
+                window_start, sums = self.step, {}
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_checkpoint()
         bar.close()
