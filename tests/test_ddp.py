@@ -87,7 +87,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("layout", ["one node, two processes", "two nodes, one process each"])
+@pytest.mark.parametrize("layout", [
+    pytest.param("one node, two processes", marks=pytest.mark.slow),  # the two-node run covers it
+    "two nodes, one process each"])
 def test_ranks_drawing_their_own_parts_equal_the_one_process_run(sample_warehouse, tmp_path,
                                                                  layout: str) -> None:
     train_from_warehouse(str(sample_warehouse), str(tmp_path / "one.pt"))
