@@ -52,7 +52,7 @@ def run(size: StudySize) -> dict[str, Any]:
     for (policy_noise, reward_noise, ratio), v in values.items():
         ecpm, ci = mean_ci(v)
         rows.append({"policy_noise": policy_noise, "reward_noise": reward_noise,
-                     "keep_share": ratio, "ecpm": ecpm, "ecpm_ci": ci,
+                     "keep_share": ratio, "ecpm": ecpm, "ecpm_ci": ci, "per_seed": v,
                      "paper_ecpm": None if ratio == ADAPTIVE
                      else PAPER[(policy_noise, reward_noise)][RATIOS.index(ratio)]})
     refs = [row for name, per_seed in lines.items()

@@ -106,7 +106,7 @@ def awr_temperature(size: StudySize) -> list[dict[str, Any]]:
     for (temperature, ratio), values in cells.items():
         ecpm, ci = mean_ci(values)
         rows.append({"temperature": temperature, "noise_ratio": ratio, "ecpm": ecpm,
-                     "ecpm_ci": ci})
+                     "ecpm_ci": ci, "per_seed": values})
     return rows
 
 

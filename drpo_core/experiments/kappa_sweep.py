@@ -56,7 +56,8 @@ def run(size: StudySize, scenarios: tuple[str, ...] = ("medium", "extreme")) -> 
     rows = []
     for (scenario_name, kappa), v in values.items():
         ecpm, ci = mean_ci(v)
-        rows.append({"scenario": scenario_name, "kappa": kappa, "ecpm": ecpm, "ecpm_ci": ci})
+        rows.append({"scenario": scenario_name, "kappa": kappa, "ecpm": ecpm, "ecpm_ci": ci,
+                     "per_seed": v})
     return {"kappa_sweep": rows, "kappa_sweep_references": refs}
 
 

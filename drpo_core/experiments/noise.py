@@ -72,6 +72,7 @@ def run(size: StudySize) -> dict[str, Any]:
     for (algorithm, ratio), values in cells.items():
         ecpm, ci = mean_ci(values)
         rows.append({"algorithm": algorithm, "noise_ratio": ratio, "ecpm": ecpm, "ecpm_ci": ci,
+                     "per_seed": values,
                      "paper_ecpm": PAPER_ECPM[algorithm][RATIOS.index(ratio)]})
     return {"noise": rows,
             "noise_references": reference_rows(lines, world="medium, 0 % injected rows")}

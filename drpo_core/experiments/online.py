@@ -96,6 +96,7 @@ def run(size: StudySize, rounds: int = 10) -> dict[str, Any]:
     for (algorithm, step), v in sorted(curves.items()):
         ecpm, ci = mean_ci(v["ecpm"])
         rows.append({"algorithm": algorithm, "step": step, "ecpm": ecpm, "ecpm_ci": ci,
+                     "per_seed": v["ecpm"],
                      "admitted_online_share": float(np.mean(v["admitted_online_share"]))})
     return {"online": rows,
             "online_references": reference_rows(lines, world="medium, offline logs")}

@@ -10,6 +10,7 @@ import pytest
 
 from drpo_core.experiments.report import render
 from drpo_core.experiments.runner import PARTS, reproduce
+from drpo_core.experiments.study import QUICK
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FOLDER = DOCS / "reproduction"
@@ -69,6 +70,10 @@ def test_quick_study_has_the_same_tables(tmp_path) -> None:
         assert shape(small["investigation"][name], keys) == shape(
             full["investigation"][name], keys), name
     assert len(small["rq1"]["records"]) > 3
+    for part in ("table1", "noise", "ablation", "fixed_ratios", "online", "kappa_sweep"):
+        assert all(len(r["per_seed"]) == QUICK.seeds for r in small[part]), part
+    assert all(len(r["per_seed"]) == QUICK.seeds
+               for r in small["investigation"]["awr_temperature"])
     for name in ("fig2_phantom_gradients.png",):
         assert (tmp_path / name).stat().st_size > 10_000
     # the quick study's own page renders every part, the new tables included
