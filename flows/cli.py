@@ -190,7 +190,7 @@ def champion() -> None:
                f"(logical date {mv.tags.get('logical_date')}, algorithm "
                f"{mv.tags.get('algorithm')}, data {mv.tags.get('data_hash')})")
     for key, value in sorted(mv.tags.items()):
-        if key.startswith("eval."):
+        if key.startswith(("eval.", "gate.gain_", "window_")) or key == "validation_data_docs":
             typer.echo(f"  {key.removeprefix('eval.')}: {value}")
     typer.echo(f"open the UIs: make ui  (or {Path(sys.executable).parent / 'drpo'} ui; "
                f"DRPO_HOME={drpo_home()})")

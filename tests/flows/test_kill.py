@@ -147,9 +147,9 @@ def test_kill_at_a_stage_then_rerun(prepared: Path, tmp_path: Path, stage: str,
     rerun = drpo(home, "run", "--date", DAY3.isoformat(), "--train-steps", "3000", *RUN)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "marked Crashed" in rerun.stdout or stage == "ingest"
-    per_key, aliases, running = registry_state(home, monkeypatch)
+    per_key, aliases, unfinished = registry_state(home, monkeypatch)
     assert all(n == 1 for n in per_key.values()) and len(per_key) == 2, per_key
-    assert aliases["champion"] in (1, 2) and running == []
+    assert aliases["champion"] in (1, 2) and unfinished == []
     assert running_flow_runs(home) == []
 
 
@@ -163,6 +163,6 @@ def test_two_concurrent_runs_of_one_date_register_one_version(
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [o[1][-2000:] for o in outputs]
-    per_key, _, running = registry_state(home, monkeypatch)
-    assert sorted(per_key.values()) == [1, 1] and running == []
+    per_key, _, unfinished = registry_state(home, monkeypatch)
+    assert sorted(per_key.values()) == [1, 1] and unfinished == []
     assert sum("(new)" in out for out, _ in outputs) == 1  # the other run reused its version
