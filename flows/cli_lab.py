@@ -180,13 +180,15 @@ def reproduce(
         list[str] | None,
         typer.Option(help="only these parts (merged into OUTPUT/results.json when it holds a "
                           "study of the same size): table1, rq1, noise, ablation, "
-                          "fixed_ratios, online, kappa_sweep, investigation"),
+                          "fixed_ratios, online, kappa_sweep, investigation, conditions"),
     ] = None,
+    jobs: Annotated[int | None, typer.Option(
+        min=1, help="parts run in parallel processes (default: 2 for the full study)")] = None,
 ) -> None:
     """Reproduce the paper's tables and figures on the simulator (multi-seed, 95% CIs)."""
     from drpo_core.experiments.runner import reproduce as run_study
 
-    result = run_study(output, quick=quick, only=only)
+    result = run_study(output, quick=quick, only=only, jobs=jobs)
     typer.echo((output / "tables.md").read_text())
     typer.echo(f"wrote {output / 'results.json'} in "
                f"{sum(result['seconds'].values()):.0f} s")
