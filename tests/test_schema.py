@@ -1,3 +1,6 @@
+"""The log contract: its Arrow schema, and the numpy oracle of its row rules
+(tests/contract_oracle.py)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,13 +13,12 @@ import pytest
 from drpo_core.schema import (
     COLUMNS,
     ContractError,
-    check_table,
-    conform,
     dims_from_metadata,
     interaction_schema,
     vector_type,
 )
 from drpo_core.sim import LogSimulator, scenario_config
+from tests.contract_oracle import check_table, conform
 
 DAY = dt.date(2026, 1, 1)
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from scipy import stats
 
 from drpo_core.evaluation.online import eval_users, score_actions
-from drpo_core.schema import check_table, simulator_config_from_metadata
+from drpo_core.schema import simulator_config_from_metadata
 from drpo_core.sim import (
     LoggingMixture,
     LogSimulator,
@@ -20,6 +20,7 @@ from drpo_core.sim import (
     scenario_config,
 )
 from drpo_core.sim.env import RecSimEnv
+from tests.contract_oracle import check_table
 
 DAY = dt.date(2026, 3, 1)
 SMALL = {"n_items": 400, "n_users": 500, "d": 10}
