@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -354,9 +355,12 @@ class Trainer:
                      shard=self._shard, world_size=self.ctx.world_size,
                      generator=self.generator, rows=local)  # rows gathered on use
 
+    def _autocast_enabled(self) -> bool:
+        return self.config.mixed_precision and self.device.type == "cuda"
+
     def _autocast(self) -> torch.autocast:
-        enabled = self.config.mixed_precision and self.device.type == "cuda"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self._autocast_enabled())
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train up to ``config.steps``; ``resume`` first loads the output's checkpoint."""
@@ -370,14 +374,17 @@ class Trainer:
             raise ValueError(f"the drawn sample covers {self.data.steps} steps of batch "
                              f"{cfg.batch_size}; steps={cfg.steps}: draw steps x batch_size rows")
         window = torch.zeros(cfg.log_every, device=self.device)
-        sums: dict[str, torch.Tensor] = {}  # the objective's metrics, summed over the window
+        pending: list[dict[str, torch.Tensor]] = []  # the objective's metrics, read at a log
+        autocast = self._autocast() if self._autocast_enabled() else contextlib.nullcontext()
+        after_step = (None if type(self.objective).after_step is Objective.after_step
+                      else self.objective.after_step)  # skip the no-op hook's no_grad context
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.algorithm}",
                    unit="step", disable=not self.progress, mininterval=1.0)
         self.objective.train()
         window_start = self.step
         while self.step < cfg.steps:
             batch = self._batch()
-            with self._autocast():
+            with autocast:
                 out = self._model(batch, self.step)
             self.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -385,18 +392,18 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
                                                cfg.grad_clip_norm)
             self.optimizer.step()
-            self.objective.after_step(self.step)
+            if after_step is not None:
+                after_step(self.step)
             window[self.step - window_start] = out.loss.detach()
-            for k, v in out.metrics.items():  # (an objective may skip a metric on a step)
-                v = (v.detach() if v.requires_grad else v).float()
-                sums[k] = sums[k] + v if k in sums else v.clone()
+            pending.append({k: v.detach() if v.requires_grad else v
+                            for k, v in out.metrics.items()})
             self.step += 1
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 n = self.step - window_start
-                self._log(window[:n], sums, n, window_start)
+                self._log(window[:n], _metric_sums(pending), n, window_start)
                 bar.update(n)
                 bar.set_postfix(_short(self.history[-1]), refresh=False)
-                window_start, sums = self.step, {}
+                window_start, pending = self.step, []
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_checkpoint()
         bar.close()
@@ -432,6 +439,13 @@ class Trainer:
         if self.ctx.is_main:
             for cb in self.callbacks:
                 cb.on_log(self.step, metrics)
+
+
+def _metric_sums(pending: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Each metric summed over the steps of a log window (read once per window, not per step;
+    an objective may leave a metric out on some steps)."""
+    names = dict.fromkeys(k for m in pending for k in m)
+    return {k: torch.stack([m[k].float() for m in pending if k in m]).sum() for k in names}
 
 
 def _sampling_cdf(weight: torch.Tensor | None) -> torch.Tensor | None:

@@ -91,6 +91,7 @@ class Batch:
 @dataclass
 class LossOutput:
     loss: torch.Tensor
+    #: 0-d tensors, new every step (the trainer keeps them until the next log step)
     metrics: dict[str, torch.Tensor]
 
 
