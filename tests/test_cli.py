@@ -118,9 +118,9 @@ def test_an_unknown_algorithm_is_refused_by_the_option_itself(tmp_path, monkeypa
 
 
 def test_run_parameter_options_come_from_the_one_parameter_model() -> None:
-    from flows.params import RunParameters
-
     import typer.main
+
+    from flows.params import RunParameters
 
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     for command in ("run", "backfill"):
