@@ -165,24 +165,20 @@ def _draw(wh: Warehouse, start: dt.date, end: dt.date, steps: int, batch_size: i
     row_ids = _draw_rows(wh, np.random.default_rng(seed).random(n_draws), batch_rows)
     if row_ids is None:
         raise ValueError(f"no rows with positive weight to sample between {start} and {end}")
-    draws = pa.table({"pos": pa.array(np.arange(n_draws, dtype=np.int64)),
-                      "row_id": pa.array(row_ids)})
+    pos = np.arange(n_draws, dtype=np.int64)
+    draws = pa.table({"pos": pa.array(pos), "row_id": pa.array(row_ids)})
     wh.con.register("sample_draws_arrow", draws)
-    try:
+    try:  # the draws stay inspectable on the connection (pos, row_id)
         wh.con.execute("CREATE OR REPLACE TEMP TABLE sample_draws AS "
                        "SELECT * FROM sample_draws_arrow")
     finally:
         wh.con.unregister("sample_draws_arrow")
     shard = batch_size // world_size
-    mine = _fetch(wh, params | {"batch": batch_size, "shard": shard, "rank": rank},
-                  "AND (d.pos % $batch) // $shard = $rank", steps * shard, dims, batch_rows)
+    mine = _gather(wh, params, row_ids[(pos % batch_size) // shard == rank], dims, batch_rows)
     if world_size == 1:
         reward_all = mine[2].clone()
     else:
-        reward_all = torch.from_numpy(wh.con.sql(
-            "SELECT CAST(i.reward AS FLOAT) AS r FROM sample_draws d JOIN interactions i "
-            "ON i.rowid = d.row_id WHERE i.event_date BETWEEN $start AND $end ORDER BY d.pos",
-            params=params).fetchnumpy()["r"].copy())
+        reward_all = _gather(wh, params, row_ids, dims, batch_rows, rewards_only=True)[0]
     fingerprint = window_fingerprint(wh, start, end, filtered)
     return DrawnSample(*mine, reward_all=reward_all, batch_size=batch_size, rank=rank,
                        world_size=world_size, dataset_kappa=dataset_kappa,
@@ -220,24 +216,37 @@ def _draw_rows(wh: Warehouse, u: np.ndarray, batch_rows: int) -> np.ndarray | No
     return rows
 
 
-def _fetch(wh: Warehouse, params: dict, where: str, n: int, dims: tuple[int, int],
-           batch_rows: int) -> tuple[torch.Tensor, ...]:
-    """This rank's drawn rows in draw order, streamed into tensors allocated once."""
+def _gather(wh: Warehouse, params: dict, row_ids: np.ndarray, dims: tuple[int, int],
+            batch_rows: int, rewards_only: bool = False) -> tuple[torch.Tensor, ...]:
+    """The rows ``row_ids`` name, in that order (repeats included), as tensors.
+
+    DuckDB returns each distinct row once, in no particular order (a hash join of the distinct
+    ids against the window: no sort of wide rows, which would have to fit DuckDB's cap); the
+    draw order is restored in numpy. Memory: the distinct rows plus the sample."""
     d_state, d_action = dims
-    out = (torch.empty(n, d_state), torch.empty(n, d_action), torch.empty(n), torch.empty(n))
-    query = ("SELECT i.state, i.action, i.reward, i.behavior_logprob FROM sample_draws d "
-             "JOIN interactions i ON i.rowid = d.row_id "
-             f"WHERE i.event_date BETWEEN $start AND $end {where} ORDER BY d.pos")
-    row = 0
-    for batch in wh.con.sql(query, params=params).to_arrow_reader(batch_rows):
-        k = batch.num_rows
-        for j, (name, dim) in enumerate((("state", d_state), ("action", d_action))):
-            col = batch.column(name)
-            out[j][row : row + k] = _view(col.values if col.offset == 0 else col.flatten(), dim)
-        for j, name in ((2, "reward"), (3, "behavior_logprob")):
-            values = batch.column(name).cast(pa.float32()).to_numpy(zero_copy_only=False)
-            out[j][row : row + k] = torch.from_numpy(values)
-        row += k
-    if row != n:
-        raise RuntimeError(f"sample fetch read {row} rows, expected {n}")
-    return out
+    distinct, inverse = np.unique(row_ids, return_inverse=True)
+    columns = ("reward",) if rewards_only else ("state", "action", "reward", "behavior_logprob")
+    widths = {"state": d_state, "action": d_action, "reward": 1, "behavior_logprob": 1}
+    out = {c: torch.empty(len(distinct), widths[c]) for c in columns}
+    wh.con.register("sample_rows_arrow", pa.table({"row_id": pa.array(distinct)}))
+    try:
+        query = wh.con.sql(sql.load("window_sample_rows").replace(
+            "{columns}", ", ".join(f"i.{c}" for c in columns)), params=params)
+        seen = 0
+        for batch in query.to_arrow_reader(batch_rows):
+            at = torch.from_numpy(np.searchsorted(distinct, batch.column("row_id").to_numpy()))
+            for c in columns:
+                col = batch.column(c)
+                if c in ("state", "action"):
+                    out[c][at] = _view(col.values if col.offset == 0 else col.flatten(),
+                                       widths[c])
+                else:
+                    out[c][at, 0] = torch.from_numpy(
+                        col.cast(pa.float32()).to_numpy(zero_copy_only=False))
+            seen += batch.num_rows
+    finally:
+        wh.con.unregister("sample_rows_arrow")
+    if seen != len(distinct):
+        raise RuntimeError(f"sample fetch read {seen} rows, expected {len(distinct)}")
+    index = torch.from_numpy(inverse.reshape(-1))
+    return tuple(out[c][index].squeeze(1) if widths[c] == 1 else out[c][index] for c in columns)
