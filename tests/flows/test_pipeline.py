@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pyarrow as pa
@@ -126,16 +127,36 @@ def test_a_window_day_that_failed_validation_is_not_trained_on(prefect_api, home
     assert tags["window_coverage"] == "2/2" and tags["window_missing_days"] == "none"
 
 
-def test_unreachable_mlflow_is_retried_then_fails_and_a_rerun_registers_once(
-        prefect_api, home, monkeypatch):
+async def task_run_counts(flow_run_name: str) -> dict[str, int]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        run = next(r for r in await client.read_flow_runs() if r.name == flow_run_name)
+        tasks = await client.read_task_runs()
+        return {t.name.rsplit("-", 1)[0]: t.run_count for t in tasks
+                if t.flow_run_id == run.id}
+
+
+def test_mlflow_steps_retry_transient_errors_but_not_an_unreachable_server() -> None:
+    from prefect.states import Failed
+
+    assert pipeline.transient(None, None, Failed(data=RuntimeError("409: conflict")))
+    assert not pipeline.transient(None, None,
+                                  Failed(data=registry.RegistryUnavailableError("down")))
+
+
+def test_unreachable_mlflow_fails_once_and_a_rerun_registers_once(prefect_api, home,
+                                                                   monkeypatch):
     pipeline.backfill(start=FIRST_DAY, end=DAY2, retrain="none", params=FAST)
-    monkeypatch.setattr(pipeline, "register_task",
-                        pipeline.register_task.with_options(retry_delay_seconds=0))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://u:secret@127.0.0.1:9")  # nothing there
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    with pytest.raises(Exception, match=r"127\.0\.0\.1:9|Connection|connect"):
+    with pytest.raises(registry.RegistryUnavailableError, match=r"127\.0\.0\.1:9") as err:
         pipeline.nightly_retrain(logical_date=DAY3, params=FAST)
+    assert "secret" not in str(err.value)
+    counts = asyncio.run(task_run_counts(f"nightly-{DAY3.isoformat()}"))
+    assert counts["evaluate"] == 1  # no Prefect retries on top of MLflow's own bound
+    assert "register" not in counts
     runs = list((home / "runs" / DAY3.isoformat()).iterdir())
     assert len(runs) == 1 and (runs[0] / "policy.pt").exists()  # the local run survives
     monkeypatch.delenv("MLFLOW_TRACKING_URI")

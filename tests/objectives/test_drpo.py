@@ -144,7 +144,10 @@ def test_filter_equals_the_numpy_reference_on_random_rewards_with_ties(r: list[f
     assert torch.isfinite(w).all() and (w >= 0).all()
     assert (w[~kept.mask] == 0).all()
     assert (w[reward == kept.nu] == 0).all()  # advantage 0 at the cut
-    assert masked_std(reward, kept.weight) >= 0
+    kept_mass = kept.weight.double().numpy()  # the kept rows' std under their masses
+    mean = (r64 * kept_mass).sum() / kept_mass.sum()
+    std = np.sqrt(((r64 - mean) ** 2 * kept_mass).sum() / kept_mass.sum())
+    assert masked_std(reward, kept.weight).item() == pytest.approx(std, rel=1e-4, abs=1e-6)
 
 
 @settings(max_examples=100, deadline=None)
