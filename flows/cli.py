@@ -36,6 +36,8 @@ for _command in lab.registered_commands:  # the research commands' old top-level
     app.command(name=_command.callback.__name__, hidden=True)(_command.callback)
 
 DateOption = Annotated[str, typer.Option(help="YYYY-MM-DD")]
+EventDateOption = Annotated[str, typer.Option("--date", "--event-date",
+                                              help="the event_date partition, YYYY-MM-DD")]
 DbOption = Annotated[Path | None, typer.Option(help="DuckDB file (default $DRPO_DB)")]
 ConfigOption = Annotated[Path | None, typer.Option(help="run parameters file (YAML or TOML)")]
 
@@ -63,7 +65,7 @@ def _use_db(db: Path | None) -> None:
 @app.command()
 @user_errors
 def ingest(logs: Annotated[str, typer.Option(help="log root: folder or object-store URI")],
-           date: DateOption, db: DbOption = None,
+           date: EventDateOption, db: DbOption = None,
            force: Annotated[bool, typer.Option(help="re-ingest unchanged files")] = False) -> None:
     """Ingest one event_date of logs into DuckDB; bad rows go to the quarantine table."""
     from flows.jobs import data
@@ -81,7 +83,7 @@ def ingest(logs: Annotated[str, typer.Option(help="log root: folder or object-st
 
 @app.command()
 @user_errors
-def validate(date: DateOption, db: DbOption = None) -> None:
+def validate(date: EventDateOption, db: DbOption = None) -> None:
     """Validate one event_date with Great Expectations; exit 1 if a critical check fails."""
     from flows.jobs import data
 
@@ -121,8 +123,9 @@ def filter_window(start: DateOption, end: DateOption,
 @app.command()
 @user_errors
 @run_parameter_options
-def run(date: Annotated[str | None, typer.Option(help="logical date (default: yesterday)")]
-        = None, config: ConfigOption = None, *, overrides: dict[str, Any]) -> None:
+def run(date: Annotated[str | None, typer.Option(
+            "--date", "--logical-date", help="logical date (default: yesterday)")] = None,
+        config: ConfigOption = None, *, overrides: dict[str, Any]) -> None:
     """Run the nightly flow once for a logical date (Prefect's embedded API)."""
     params = load_parameters(config, overrides)
     logical_date = parse_date(date, "date") if date else None
