@@ -198,6 +198,53 @@ def log_metadata(path: Path) -> tuple[tuple[int | None, int | None], dict | None
     return dims_from_metadata(schema), simulator_config_from_metadata(schema)
 
 
+def first_non_finite(table: pa.Table) -> tuple[int, str] | None:
+    """(row, column) of the first NaN or inf in state, action or reward, else None
+    (behavior_logprob may be NaN: not logged)."""
+    found = []
+    for column in ("state", "action", "reward"):
+        col = table.column(column).combine_chunks()
+        if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type):
+            flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float64)
+            bad = ~np.isfinite(flat)
+            if bad.any():
+                lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+                found.append((int(np.searchsorted(np.cumsum(lengths), bad.argmax(),
+                                                  side="right")), column))
+        else:
+            bad = ~np.isfinite(np.asarray(col.to_numpy(zero_copy_only=False), np.float64))
+            if bad.any():
+                found.append((int(bad.argmax()), column))
+    return min(found) if found else None
+
+
 def load_training_data(path: Path, start: dt.date | None = None,
                        end: dt.date | None = None) -> TrainingData:
-    return table_to_training_data(read_logs(path, start, end, TRAINING_COLUMNS))
+    """The logs' rows as tensors; a NaN or inf is refused naming its file, row and column
+    (``drpo ingest`` would quarantine that row; training on it makes the loss non-finite)."""
+    table = read_logs(path, start, end, TRAINING_COLUMNS)
+    if (bad := first_non_finite(table)) is not None:
+        raise ContractError(_locate(path, start, end, bad))
+    return table_to_training_data(table)
+
+
+def _locate(path: Path, start: dt.date | None, end: dt.date | None, bad: tuple[int, str]
+            ) -> str:
+    """'<file>: row <r>, column <c>: ...' for the bad row's index in the filtered logs."""
+    row, column = bad
+    flt = None
+    if start is not None:
+        flt = pc.field("event_date") >= pa.scalar(start, pa.date32())
+    if end is not None:
+        cond = pc.field("event_date") <= pa.scalar(end, pa.date32())
+        flt = cond if flt is None else flt & cond
+    seen = 0
+    for fragment in log_dataset(path).get_fragments():
+        n = fragment.count_rows(filter=flt) if flt is not None else fragment.count_rows()
+        if row < seen + n:
+            where = f"{fragment.path}: row {row - seen}" if flt is None else \
+                f"{fragment.path}: row {row - seen} of the rows in the date range"
+            return (f"{where}, column {column}: a NaN or inf value; training needs finite "
+                    "values (drpo ingest quarantines such rows)")
+        seen += n
+    return f"row {row}, column {column}: a NaN or inf value"

@@ -127,3 +127,28 @@ def test_run_parameter_options_come_from_the_one_parameter_model() -> None:
         options = {opt for p in commands[command].params for opt in p.opts}
         for name in RunParameters.model_fields:
             assert "--" + name.replace("_", "-") in options, (command, name)
+
+
+@pytest.mark.parametrize(("column", "row"), [("reward", 17), ("state", 5)])
+def test_train_on_a_non_finite_value_names_file_row_and_column(tmp_path, column, row) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    logs = tmp_path / "logs"
+    assert drpo("lab", "simulate", "--out", str(logs), "--days", "2", "--rows-per-day", "300",
+                "--set", "d=4", "--set", "n_items=50", "--no-progress").exit_code == 0
+    path = logs / "event_date=2026-01-02" / "part-0.parquet"
+    table = pq.read_table(path)
+    values = table.column(column).to_pylist()
+    values[row] = (float("nan") if column == "reward"
+                   else [values[row][0], float("inf"), *values[row][2:]])
+    index = table.schema.get_field_index(column)
+    field = table.schema.field(index)
+    pq.write_table(table.set_column(index, field, pa.array(values, field.type)), path)
+    r = drpo("lab", "train", "--data", str(logs), "--output", str(tmp_path / "run"),
+             "--steps", "20", "--no-progress")
+    assert r.exit_code == 2
+    assert r.output.strip() == (f"error: {path}: row {row}, column {column}: a NaN or inf "
+                                "value; training needs finite values (drpo ingest "
+                                "quarantines such rows)")
+    assert not (tmp_path / "run").exists()
