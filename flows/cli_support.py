@@ -140,7 +140,7 @@ def run_flow(name: str, **parameters: Any) -> dict[str, Any]:
     pipeline = pipeline_module()
     from flows.embedded import cli_api
 
-    with cli_api() as crashed:
+    with cli_api(lambda message: typer.echo(message, err=True)) as crashed:
         for run_name in crashed:
             typer.echo(f"note: flow run {run_name} of a killed drpo process marked Crashed")
         return getattr(pipeline, name)(**parameters)

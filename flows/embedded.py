@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -125,7 +125,7 @@ def crash_orphaned_runs() -> list[str]:
 
 
 @contextlib.contextmanager
-def cli_api() -> Iterator[list[str]]:
+def cli_api(say: Callable[[str], object] = print) -> Iterator[list[str]]:
     """The API a CLI run uses, its flow runs tagged with this process; yields the names of
     the orphaned runs it marked Crashed."""
     from prefect import tags
@@ -133,6 +133,7 @@ def cli_api() -> Iterator[list[str]]:
 
     server = None
     if not PREFECT_API_URL.value():
+        say("starting a temporary Prefect API for this run (PREFECT_API_URL is not set)")
         server, url = start_server()
     try:
         with temporary_settings(updates={PREFECT_API_URL: url} if server else {}):

@@ -100,7 +100,11 @@ def train_task(logical_date: dt.date, win: window.Window, config: TrainConfig
       retry_condition_fn=transient)
 def evaluate_task(logical_date: dt.date, run_dir: Path, params: RunParameters
                   ) -> evaluate.Evaluation:
-    return evaluate.evaluate(logical_date, run_dir, params, promote.champion_policy())
+    logger = get_run_logger()
+    champion = promote.champion_policy()
+    logger.info("scoring the new policy%s on %s", "" if champion is None else
+                f" and the champion (version {champion[0]})", logical_date)
+    return evaluate.evaluate(logical_date, run_dir, params, champion)
 
 
 @task(name="register", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 5, 10],
@@ -108,6 +112,8 @@ def evaluate_task(logical_date: dt.date, run_dir: Path, params: RunParameters
 def register_task(logical_date: dt.date, step: train.TrainStep, win: window.Window,
                   evaluation: evaluate.Evaluation, validation: ValidationOutcome
                   ) -> register.Registration:
+    get_run_logger().info("registering run %s in MLflow (%s)", step.run_key,
+                          "a version may exist already" if step.reused else "new training")
     return register.register(logical_date, step, win, evaluation, validation)
 
 
@@ -115,7 +121,11 @@ def register_task(logical_date: dt.date, step: train.TrainStep, win: window.Wind
       retry_condition_fn=transient)
 def gate_task(version: int, evaluation: evaluate.Evaluation, health: dict[str, Any],
               config: GateConfig) -> promote.GateOutcome:
-    return promote.gate(version, evaluation, health, config)
+    outcome = promote.gate(version, evaluation, health, config)
+    get_run_logger().info("gate for version %d: %s (%s); champion: version %s", version,
+                          "promoted" if outcome.promoted else "not promoted", outcome.reason,
+                          outcome.champion)
+    return outcome
 
 
 def retrain_date(logical_date: dt.date, params: RunParameters, ingest: IngestReport,
