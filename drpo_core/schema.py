@@ -62,13 +62,27 @@ class ContractError(ValueError):
     """A table cannot be read as the interaction log at all (missing/extra columns, bad types)."""
 
 
+def declared_dim(meta: dict[bytes, bytes], key: bytes) -> int | None:
+    """The dimension a metadata ``key`` declares, None when absent; ContractError naming the key
+    when its value is not a positive integer."""
+    if key not in meta:
+        return None
+    text = meta[key].decode(errors="replace").strip()
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
+        raise ContractError(f"metadata {key.decode()} must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def dims_from_metadata(schema: pa.Schema) -> tuple[int | None, int | None]:
-    """(d_state, d_action) as recorded in the schema metadata, or from fixed-size list types."""
+    """(d_state, d_action) as recorded in the schema metadata, or from fixed-size list types.
+
+    Raises ContractError (a ValueError) naming the key when a recorded value is not a positive
+    integer."""
     meta = schema.metadata or {}
     dims: list[int | None] = []
     for col, key in (("state", META_D_STATE), ("action", META_D_ACTION)):
         if key in meta:
-            dims.append(int(meta[key]))
+            dims.append(declared_dim(meta, key))
         elif col in schema.names and pa.types.is_fixed_size_list(schema.field(col).type):
             dims.append(schema.field(col).type.list_size)
         else:

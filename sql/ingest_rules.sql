@@ -66,6 +66,12 @@ SELECT * EXCLUDE (footer_broken),
            WHEN TRY_CAST(step AS INTEGER) IS DISTINCT FROM step THEN 'integer:step'
            WHEN step < 0 THEN 'step_nonnegative:step'
            WHEN event_date <> partition_date THEN 'partition_date:event_date'
+           -- a nanosecond event_time (TIMESTAMP_NS) with a sub-microsecond part would be
+           -- truncated by the TIMESTAMPTZ column: a rule per row rather than refusing the file,
+           -- so the day's other rows are kept and this one keeps its exact value in
+           -- quarantine's raw JSON (nothing is lost either way; only the rule loses nothing
+           -- of the rest of the day)
+           WHEN epoch_ns(event_time) % 1000 <> 0 THEN 'timestamp_precision:event_time'
            WHEN CAST(event_time AS DATE) <> partition_date THEN 'event_time_in_day:event_time'
            WHEN NOT list_contains(policies, logging_policy)
                THEN 'logging_policy_allowed:logging_policy'

@@ -4,9 +4,11 @@
   (hidden names, ``_SUCCESS``, ``*.crc``, ``_temporary/``) are ignored, a file in a subfolder is
   an error (never skipped). With a log root (``DRPO_LOG_ROOT``) the day folder and every file
   must resolve inside it; URL roots are compared by scheme, bucket and path segments.
-* File-level problems (not Parquet, truncated, missing or extra columns, non-list vectors, data
-  pages that break the footer's column statistics) abort with an error naming the file (and
-  column) and leave the database exactly as before.
+* File-level problems (not Parquet, truncated, a repeated, missing or extra column, a column of
+  a type the contract cannot hold, declared dimensions that are no positive integer or that
+  the vectors do not have, data pages that break the footer's column statistics) abort with one
+  line naming the file (and column, found and expected type or dimension) and leave the
+  database exactly as before.
 * The files are read as written: folder names never become columns (no hive auto-detection).
 * Row-level problems move the row, raw, to ``quarantine`` with the rule and column it broke;
   valid rows of a partly bad file are kept. No value is changed on the way in: a fractional or
@@ -30,12 +32,18 @@ from urllib.parse import urlsplit
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from drpo_core.schema import (
     COLUMNS,
+    META_D_ACTION,
+    META_D_STATE,
     META_SIMULATOR,
     SIMULATOR_LOGGING_POLICIES,
+    VECTOR_COLUMNS,
+    ContractError,
+    declared_dim,
     dims_from_metadata,
 )
 from drpo_core.warehouse.connection import Warehouse, WarehouseError
@@ -185,8 +193,110 @@ def first_line(err: BaseException) -> str:
     return line.removeprefix("Invalid Input Error: ")
 
 
+def _is_string(t: pa.DataType) -> bool:
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+            or (pa.types.is_dictionary(t) and _is_string(t.value_type)))
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _is_float_list(t: pa.DataType) -> bool:
+    return ((pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+            and pa.types.is_floating(t.value_type))
+
+
+_DUCKDB_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                    "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+_DUCKDB_FLOATS = ("FLOAT", "DOUBLE")
+
+
+def _duckdb_float_list(t: str) -> bool:
+    head, bracket, rest = t.partition("[")
+    return head in _DUCKDB_FLOATS and bracket == "[" and (rest == "]" or (
+        rest.endswith("]") and rest[:-1].isdigit()))
+
+
+#: What each contract column may be written as: the row rules (sql/ingest_rules.sql) then hold
+#: its values to the contract without a cast that changes one (a fractional step, a float64
+#: vector element beyond float32 and a sub-microsecond event_time are rules, not casts).
+#: column -> (what to write, the contract's own type, accepts an Arrow type, accepts a DuckDB
+#: type as DESCRIBE names it).
+_WRITABLE = {
+    **{c: ("a string", "string", _is_string, lambda t: t == "VARCHAR")
+       for c in ("event_id", "user_id", "episode_id", "item_id", "logging_policy")},
+    "event_time": ("a timestamp", "timestamp[us, tz=UTC]", pa.types.is_timestamp,
+                   lambda t: t.startswith("TIMESTAMP")),
+    "event_date": ("a date", "date32", lambda t: pa.types.is_date(t) or pa.types.is_timestamp(t),
+                   lambda t: t == "DATE" or t.startswith("TIMESTAMP")),
+    "step": ("an integer", "int32", _is_number,
+             lambda t: t in _DUCKDB_INTEGERS or t in _DUCKDB_FLOATS),
+    "reward": ("a number", "double", _is_number,
+               lambda t: t in _DUCKDB_INTEGERS or t in _DUCKDB_FLOATS),
+    "behavior_logprob": ("a number", "double (nullable)",
+                         lambda t: _is_number(t) or pa.types.is_null(t),
+                         lambda t: t in _DUCKDB_INTEGERS or t in _DUCKDB_FLOATS or t == "NULL"),
+    "state": ("a list of floats", "fixed_size_list<float>[d_state]", _is_float_list,
+              _duckdb_float_list),
+    "action": ("a list of floats", "fixed_size_list<float>[d_action]", _is_float_list,
+               _duckdb_float_list),
+}
+#: Rows read to check declared dimensions against variable-length vectors (the first rows of
+#: the first row group; a fixed-size list type carries its length in the schema).
+DIM_SAMPLE_ROWS = 100
+
+
+def _check_columns(path: str, names: list[str]) -> None:
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise IngestError(f"{path}: column(s) {repeated} appear more than once; the log contract "
+                          "names each column once")
+    missing = [c for c in COLUMNS if c not in names]
+    extra = [c for c in names if c not in COLUMNS]
+    if missing:
+        raise IngestError(f"{path}: missing column(s) {missing}; the log contract has {COLUMNS}")
+    if extra:
+        raise IngestError(f"{path}: unexpected column(s) {extra}; the log contract has {COLUMNS}")
+
+
+def _wrong_type(path: str, column: str, found: object) -> IngestError:
+    kind, contract, _, _ = _WRITABLE[column]
+    return IngestError(f"{path}: column {column!r} must be {kind} (the log contract's "
+                       f"{contract}), got {found}")
+
+
+def _declared(path: str, meta: dict[bytes, bytes]) -> tuple[int | None, int | None]:
+    try:
+        return declared_dim(meta, META_D_STATE), declared_dim(meta, META_D_ACTION)
+    except ContractError as err:
+        raise IngestError(f"{path}: {err}") from None
+
+
+def _check_declared_length(path: str, column: str, declared: int | None,
+                           lengths: list[int]) -> None:
+    """Refuse a file whose metadata declares a vector length no vector of ``lengths`` (its fixed
+    size, or a sample of its rows) has: every row would break dimension:<column>."""
+    if declared is None or not lengths or declared in lengths:
+        return
+    found = max(set(lengths), key=lengths.count)
+    key = (META_D_STATE if column == "state" else META_D_ACTION).decode()
+    raise IngestError(f"{path}: metadata {key} declares {declared} but column {column!r} holds "
+                      f"vectors of {found}; declare the vectors' length")
+
+
+def _sampled_lengths(path: str, column: str) -> list[int]:
+    batch = next(pq.ParquetFile(path).iter_batches(batch_size=DIM_SAMPLE_ROWS, columns=[column]),
+                 None)
+    if batch is None:
+        return []
+    return [n for n in pc.list_value_length(batch.column(0)).to_pylist() if n is not None]
+
+
 def check_file(path: str) -> tuple[int | None, int | None, int]:
-    """File-level contract: readable Parquet, exact column set, list vectors.
+    """File-level contract: readable Parquet, each contract column once and no other, each
+    written as a type the contract can hold (named with the one it expects), declared
+    dimensions readable and matching the vectors.
 
     Returns (d_state, d_action, rows) with dims None when the file does not declare them."""
     try:
@@ -194,37 +304,70 @@ def check_file(path: str) -> tuple[int | None, int | None, int]:
         schema = meta.schema.to_arrow_schema()
     except (pa.ArrowInvalid, OSError) as err:
         raise IngestError(f"{path}: not a readable Parquet file ({first_line(err)})") from None
-    missing = [c for c in COLUMNS if c not in schema.names]
-    extra = [c for c in schema.names if c not in COLUMNS]
-    if missing:
-        raise IngestError(f"{path}: missing column(s) {missing}; the log contract has {COLUMNS}")
-    if extra:
-        raise IngestError(f"{path}: unexpected column(s) {extra}; the log contract has {COLUMNS}")
-    for c in ("state", "action"):
-        t = schema.field(c).type
-        if not (pa.types.is_list(t) or pa.types.is_large_list(t)
-                or pa.types.is_fixed_size_list(t)):
-            raise IngestError(f"{path}: column {c!r} must be a list of floats, got {t}")
-    d_state, d_action = dims_from_metadata(schema)
+    _check_columns(path, schema.names)
+    for c in COLUMNS:
+        found = schema.field(c).type
+        if not _WRITABLE[c][2](found):
+            raise _wrong_type(path, c, found)
+    try:
+        d_state, d_action = dims_from_metadata(schema)
+    except ContractError as err:
+        raise IngestError(f"{path}: {err}") from None
+    for c, declared in zip(VECTOR_COLUMNS, (d_state, d_action), strict=True):
+        if declared is None:
+            continue
+        kind = schema.field(c).type
+        lengths = ([kind.list_size] if pa.types.is_fixed_size_list(kind)
+                   else _sampled_lengths(path, c))
+        _check_declared_length(path, c, declared, lengths)
     return d_state, d_action, meta.num_rows
+
+
+def top_level_names(elements: list[tuple[str, int]]) -> list[str]:
+    """The top-level column names of a Parquet schema listed depth first from its root as
+    (name, number of children)."""
+    names, i = [], 1
+    for _ in range(elements[0][1] if elements else 0):
+        names.append(elements[i][0])
+        pending = 1  # this element and the descendants still to skip
+        while pending:
+            pending += elements[i][1] - 1
+            i += 1
+    return names
 
 
 def check_file_duckdb(wh: Warehouse, path: str) -> tuple[int | None, int | None, int]:
     """``check_file`` through DuckDB, for files pyarrow cannot open (object stores)."""
     try:
-        columns = [r[0] for r in wh.fetch("ingest_file_columns", {"file": path})]
+        names = top_level_names(wh.fetch("ingest_file_schema", {"file": path}))
+        described = wh.fetch("ingest_file_columns", {"file": path})
         rows = wh.fetch("ingest_file_rows", {"file": path})[0][0]
         meta = file_metadata(wh, [path]).get(path, {})
     except duckdb.Error as err:
         raise IngestError(f"{path}: not a readable Parquet file ({first_line(err)})") from None
-    missing = [c for c in COLUMNS if c not in columns]
-    extra = [c for c in columns if c not in COLUMNS]
-    if missing:
-        raise IngestError(f"{path}: missing column(s) {missing}; the log contract has {COLUMNS}")
-    if extra:
-        raise IngestError(f"{path}: unexpected column(s) {extra}; the log contract has {COLUMNS}")
-    d_state, d_action = meta.get("drpo.d_state"), meta.get("drpo.d_action")
-    return (int(d_state) if d_state else None, int(d_action) if d_action else None, int(rows))
+    _check_columns(path, names)
+    types = {r[0]: r[1] for r in described}
+    for c in COLUMNS:
+        if not _WRITABLE[c][3](types[c]):
+            raise _wrong_type(path, c, types[c])
+    dims = _declared(path, {k.encode(): v.encode() for k, v in meta.items()})
+    fixed = {c: types[c].rpartition("[")[2].rstrip("]") for c in VECTOR_COLUMNS}
+    sample = None
+    for i, (c, declared) in enumerate(zip(VECTOR_COLUMNS, dims, strict=True)):
+        if declared is None:
+            continue
+        if fixed[c]:
+            lengths = [int(fixed[c])]
+        else:
+            try:
+                sample = sample or wh.fetch("ingest_file_vector_lengths",
+                                            {"file": path, "rows": DIM_SAMPLE_ROWS})
+            except duckdb.Error as err:
+                raise IngestError(f"{path}: not a readable Parquet file "
+                                  f"({first_line(err)})") from None
+            lengths = [r[i] for r in sample if r[i] is not None]
+        _check_declared_length(path, c, declared, lengths)
+    return dims[0], dims[1], int(rows)
 
 
 def file_metadata(wh: Warehouse, files: list[str]) -> dict[str, dict[str, str]]:
@@ -361,9 +504,13 @@ def _write_partition(wh: Warehouse, params: dict, rows_in: int, exact_duplicates
 
 def _dims(wh: Warehouse, files: list[str], declared: list[tuple[int | None, int | None, int]]
           ) -> tuple[int, int]:
-    known = {(s, a) for s, a, _ in declared if s is not None and a is not None}
+    by_file = {f: (s, a) for f, (s, a, _) in zip(files, declared, strict=True)
+               if s is not None and a is not None}
+    known = set(by_file.values())
     if len(known) > 1:
-        raise IngestError(f"files of one partition declare different dimensions {sorted(known)}")
+        listed = ", ".join(f"{f} (d_state={s}, d_action={a})" for f, (s, a) in by_file.items())
+        raise IngestError(f"files of one partition declare different dimensions: {listed}; "
+                          "expected one (d_state, d_action) per day")
     if known:
         return known.pop()
     existing = wh.dims()

@@ -7,8 +7,8 @@ Every case asserts the issue's guarantees that apply to it:
 * every kept row holds exactly the file's values (no rounding, no cast that changes a value);
 * a file or folder that cannot be read as the contract is refused with one line naming it, and
   the warehouse (already holding another day) is left exactly as before.
-Cases marked ``xfail(strict=True)`` are gaps found here; each names what the fix must do, and
-its ``guards`` name only the guarantee the gap breaks.
+A gap found here is marked ``xfail(strict=True)`` naming what the fix must do, its ``guards``
+only the guarantee the gap breaks, until it is fixed (the six of issue 13 are).
 """
 
 from __future__ import annotations
@@ -469,9 +469,10 @@ REFUSED = {
         "column 'state' must be a list of floats", "state written as a struct"),
     "time-as-text-garbage": (rewrite_with(lambda t: replace(t, "event_time", pa.array(
         ["yesterday"] + [v.isoformat() for v in t.column("event_time").to_pylist()[1:]]))),
-        "column event_time", "event_time as text with one unparseable value"),
+        "column 'event_time' must be a timestamp",
+        "event_time as text with one unparseable value"),
     "time-as-integer": (rewrite_with(lambda t: replace(t, "event_time", t.column(
-        "event_time").cast(pa.int64()))), "column event_time",
+        "event_time").cast(pa.int64()))), "column 'event_time' must be a timestamp",
         "event_time as int64 microseconds (no timestamp type)"),
     "simulator-configs-differ": (second_file(other_simulator), "different simulator configs",
                                  "two files of one day carrying different simulator configs"),
@@ -508,8 +509,6 @@ def test_a_bad_file_or_folder_is_refused_and_nothing_is_written(tmp_path, logs, 
         assert counts(wh) == before
 
 
-@pytest.mark.xfail(strict=True, reason="refused and nothing written, but the line names the "
-                   "two dimensions and neither the files nor the day (ingest._dims)")
 @pytest.mark.reliability(
     kind="bad input",
     case="two files of one day with state of 4 and 5 elements",
@@ -559,13 +558,9 @@ WRONG_TYPE = {
     "state-nested-lists": (lambda t: replace(t, "state", pa.array(
         [[v] for v in t.column("state").to_pylist()])), "state"),
 }
-NAMES_NO_COLUMN = pytest.mark.xfail(
-    strict=True, reason="refused and nothing written, but the line is DuckDB's binder error "
-    "(isfinite(VARCHAR)) naming no column and no expected type: check_file should check each "
-    "column's type against the contract")
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=NAMES_NO_COLUMN) for n in WRONG_TYPE])
+@pytest.mark.parametrize("name", list(WRONG_TYPE))
 @pytest.mark.reliability(
     kind="bad input",
     case="a column of the wrong type: {name}",
@@ -587,10 +582,8 @@ def test_a_column_of_the_wrong_type_is_refused_naming_the_column(tmp_path, logs,
         assert f"column {column!r}" in message or f"column {column} " in message, message
 
 
-# ---------------------------------------------------------------- gaps found here (open)
+# ---------------------------------------------------------------- gaps found here (closed)
 
-@pytest.mark.xfail(strict=True, reason="the first of two 'reward' columns is stored and the "
-                   "other ignored: check_file should refuse a repeated column name")
 @pytest.mark.reliability(
     kind="bad input",
     case="a file with two reward columns holding different values",
@@ -603,9 +596,6 @@ def test_a_repeated_column_is_refused(tmp_path, logs) -> None:
         ingest_partition(wh, logs, DAY)
 
 
-@pytest.mark.xfail(strict=True, reason="nanoseconds are truncated to microseconds on the way "
-                   "into TIMESTAMPTZ: a sub-microsecond event_time should be a rule (quarantine) "
-                   "or refused, not rounded")
 @pytest.mark.reliability(
     kind="bad input",
     case="an event_time in nanoseconds with a sub-microsecond part",
@@ -627,9 +617,6 @@ def test_a_nanosecond_event_time_is_not_rounded(tmp_path, logs) -> None:
         assert stored in ([], [(written,)])
 
 
-@pytest.mark.xfail(strict=True, reason="dims come from the footer metadata unchecked: a fresh "
-                   "warehouse is created with d_state 7 and the whole day quarantined; the "
-                   "declared dims should be checked against the vectors and the file refused")
 @pytest.mark.reliability(
     kind="bad input",
     case="a file whose metadata declares d_state 7 while its vectors hold 4",
@@ -645,8 +632,6 @@ def test_declared_dimensions_that_disagree_with_the_vectors(tmp_path, logs) -> N
         assert wh.dims() is None
 
 
-@pytest.mark.xfail(strict=True, reason="int() of the metadata raises a bare ValueError naming "
-                   "no file (dims_from_metadata): it should be an IngestError naming the file")
 @pytest.mark.reliability(
     kind="bad input",
     case="a file whose metadata declares d_state 'abc'",

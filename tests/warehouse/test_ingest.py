@@ -297,3 +297,99 @@ def test_a_day_is_written_in_full_row_groups_that_checkpoints_keep(tmp_path, log
         ingest_partition(wh, logs, DAY, force=True)
         assert blocks(wh)[0] <= used + 2
         assert wh.query("SELECT count(*) FROM interactions")[0][0] == 1_000_000
+
+
+def test_a_sub_microsecond_event_time_is_quarantined_with_its_nanoseconds(tmp_path, logs
+                                                                         ) -> None:
+    """A nanosecond event_time is kept when it is a whole microsecond (stored exactly) and
+    quarantined under timestamp_precision when it is not: never truncated into TIMESTAMPTZ, and
+    quarantine's raw row holds the nanoseconds."""
+    written = pq.read_table(day_file(logs)).column("event_time").cast(pa.int64()).to_numpy()
+    ns = written * 1000
+    ns[3] += 7
+
+    rewrite(day_file(logs), lambda t: t.set_column(
+        t.schema.get_field_index("event_time"), "event_time",
+        pa.array(ns, pa.timestamp("ns", tz="UTC"))))
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        report = ingest_partition(wh, logs, DAY)
+        assert report.quarantined_by_rule == {"timestamp_precision:event_time": 1}
+        assert report.rows_kept == 199
+        assert wh.query("SELECT source_row FROM quarantine") == [(3,)]
+        raw = json.loads(wh.query("SELECT raw FROM quarantine")[0][0])
+        assert raw["event_time"].endswith(f".{written[3] % 1_000_000:06d}007+00")
+        stored = wh.query("SELECT epoch_ns(event_time) FROM interactions ORDER BY event_time")
+        assert [r[0] for r in stored] == sorted(np.delete(ns, 3).tolist())
+
+
+def variable_state(t: pa.Table) -> pa.Table:
+    idx = t.schema.get_field_index("state")
+    return t.set_column(idx, "state", pa.array(t.column("state").to_pylist(),
+                                               pa.list_(pa.float32())))
+
+
+def with_meta(d_state: bytes) -> dict[bytes, bytes]:
+    return {b"drpo.d_state": d_state, b"drpo.d_action": b"4"}
+
+
+BAD_FILES = {
+    # id: (edit, what both file checks say after the file's path, up to the found type)
+    "repeated-column": (lambda t: t.append_column("reward", pa.array(np.zeros(len(t)))),
+                        "column(s) ['reward'] appear more than once"),
+    "reward-as-bool": (lambda t: t.set_column(t.schema.get_field_index("reward"), "reward",
+                                              pa.array([True] * len(t))),
+                       "column 'reward' must be a number (the log contract's double), got"),
+    "step-as-text": (lambda t: t.set_column(t.schema.get_field_index("step"), "step", pa.array(
+        [str(s) for s in t.column("step").to_pylist()])),
+        "column 'step' must be an integer (the log contract's int32), got"),
+    "state-nested": (lambda t: t.set_column(t.schema.get_field_index("state"), "state", pa.array(
+        [[v] for v in t.column("state").to_pylist()])),
+        "column 'state' must be a list of floats"),
+    "fixed-size-other-than-declared": (lambda t: t.replace_schema_metadata(with_meta(b"7")),
+                                       "metadata drpo.d_state declares 7 but column 'state' "
+                                       "holds vectors of 4"),
+    "variable-length-other-than-declared": (
+        lambda t: variable_state(t).replace_schema_metadata(with_meta(b"3")),
+        "metadata drpo.d_state declares 3 but column 'state' holds vectors of 4"),
+    "dims-not-a-number": (lambda t: t.replace_schema_metadata(with_meta(b"abc")),
+                          "metadata drpo.d_state must be a positive integer, got 'abc'"),
+    "dims-zero": (lambda t: t.replace_schema_metadata(with_meta(b"0")),
+                  "metadata drpo.d_state must be a positive integer, got '0'"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_both_file_checks_refuse_a_bad_file_naming_it(tmp_path, logs, name) -> None:
+    """The local (pyarrow) and the object-store (DuckDB) file checks refuse the same files with
+    the same line: the file, the column or metadata key, what was expected."""
+    from drpo_core.warehouse.ingest import check_file, check_file_duckdb
+
+    edit, said = BAD_FILES[name]
+    rewrite(day_file(logs), edit)
+    path = str(day_file(logs))
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        for check in (check_file, lambda p: check_file_duckdb(wh, p)):
+            with pytest.raises(IngestError) as caught:
+                check(path)
+            assert str(caught.value).startswith(f"{path}: {said}"), caught.value
+        with pytest.raises(IngestError) as caught:
+            ingest_partition(wh, logs, DAY)
+        assert str(caught.value).startswith(f"{path}: {said}"), caught.value
+        assert wh.dims() is None
+
+
+def test_declared_dims_are_sampled_not_required_of_every_row(tmp_path, logs) -> None:
+    """Variable-length vectors whose first row is one element short still match the declared
+    d_state in the other sampled rows: the file is read, that row quarantined under
+    dimension:state (a file is refused only when no sampled vector has the declared length)."""
+    def edit(t: pa.Table) -> pa.Table:
+        state = t.column("state").to_pylist()
+        state[0] = state[0][:-1]
+        idx = t.schema.get_field_index("state")
+        return t.set_column(idx, "state", pa.array(state, pa.list_(pa.float32())))
+
+    rewrite(day_file(logs), lambda t: edit(t).replace_schema_metadata(with_meta(b"4")))
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        report = ingest_partition(wh, logs, DAY)
+        assert report.quarantined_by_rule == {"dimension:state": 1}
+        assert (report.rows_kept, wh.dims()) == (199, (4, 4))
