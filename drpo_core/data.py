@@ -176,17 +176,21 @@ def log_dataset(path: Path) -> ds.Dataset:
     return ds.dataset([str(f) for f in files], format="parquet")
 
 
-def read_logs(path: Path, start: dt.date | None = None, end: dt.date | None = None,
-              columns: tuple[str, ...] = COLUMNS) -> pa.Table:
-    """Rows of the logs under ``path`` with start <= event_date <= end, in file order."""
-    dataset = log_dataset(path)
+def date_filter(start: dt.date | None, end: dt.date | None) -> pc.Expression | None:
+    """start <= event_date <= end as a dataset filter (None: every row)."""
     flt = None
     if start is not None:
         flt = pc.field("event_date") >= pa.scalar(start, pa.date32())
     if end is not None:
         cond = pc.field("event_date") <= pa.scalar(end, pa.date32())
         flt = cond if flt is None else flt & cond
-    table = dataset.to_table(columns=list(columns), filter=flt)
+    return flt
+
+
+def read_logs(path: Path, start: dt.date | None = None, end: dt.date | None = None,
+              columns: tuple[str, ...] = COLUMNS) -> pa.Table:
+    """Rows of the logs under ``path`` with start <= event_date <= end, in file order."""
+    table = log_dataset(path).to_table(columns=list(columns), filter=date_filter(start, end))
     if table.num_rows == 0:
         raise ValueError(f"no rows in {path} between {start} and {end}")
     return table
@@ -232,12 +236,7 @@ def _locate(path: Path, start: dt.date | None, end: dt.date | None, bad: tuple[i
             ) -> str:
     """'<file>: row <r>, column <c>: ...' for the bad row's index in the filtered logs."""
     row, column = bad
-    flt = None
-    if start is not None:
-        flt = pc.field("event_date") >= pa.scalar(start, pa.date32())
-    if end is not None:
-        cond = pc.field("event_date") <= pa.scalar(end, pa.date32())
-        flt = cond if flt is None else flt & cond
+    flt = date_filter(start, end)
     seen = 0
     for fragment in log_dataset(path).get_fragments():
         n = fragment.count_rows(filter=flt) if flt is not None else fragment.count_rows()

@@ -56,3 +56,16 @@ def home(mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     LogSimulator(scenario_config("medium", **SMALL_WORLD)).write(
         home / "logs" / "live", FIRST_DAY, days=3, rows_per_day=1500, progress=False)
     return home
+
+
+@pytest.fixture
+def client(mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An MLflow client on a fresh DRPO_HOME with a migrated store (no logs)."""
+    from flows import registry
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    monkeypatch.setenv("DRPO_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return registry.configure()

@@ -4,7 +4,6 @@ serves, the checksum of its policy, and rollbacks that stick."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -20,16 +19,6 @@ from flows.recommender import file_sha256
 from tests.flows.test_registry_support import D_STATE, N_ITEMS, catalogue, register, tiny_policy
 
 KEY, KEY2, KEY3 = "0a1b2c3d4e5f6071", "1a1b2c3d4e5f6071", "2a1b2c3d4e5f6071"
-
-
-@pytest.fixture
-def client(mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(mlflow_template, home / "mlflow.db")
-    monkeypatch.setenv("DRPO_HOME", str(home))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return registry.configure()
 
 
 def alias(client, name: str) -> int | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,16 +27,6 @@ from tests.flows.test_registry_support import D_STATE, catalogue, register
 
 K = 3
 SERVER_START_S = 180
-
-
-@pytest.fixture
-def client(mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(mlflow_template, home / "mlflow.db")
-    monkeypatch.setenv("DRPO_HOME", str(home))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return registry.configure()
 
 
 def free_port() -> int:
