@@ -57,11 +57,6 @@ def main_options(version: Annotated[bool, typer.Option(
     """DRPO training pipeline."""
 
 
-def _use_db(db: Path | None) -> None:
-    if db is not None:  # settings come from the environment, for this process
-        os.environ["DRPO_DB"] = str(db)
-
-
 @app.command()
 @user_errors
 def ingest(logs: Annotated[str, typer.Option(help="log root: folder or object-store URI")],
@@ -70,8 +65,7 @@ def ingest(logs: Annotated[str, typer.Option(help="log root: folder or object-st
     """Ingest one event_date of logs into DuckDB; bad rows go to the quarantine table."""
     from flows.jobs import data
 
-    _use_db(db)
-    report = data.ingest(logs, parse_date(date, "date"), force=force)
+    report = data.ingest(logs, parse_date(date, "date"), force=force, db=db)
     if report.status == "skipped_unchanged":
         typer.echo(f"{report.event_date}: unchanged since its last ingest, skipped "
                    f"({report.rows_kept:,} rows)")
@@ -87,8 +81,7 @@ def validate(date: EventDateOption, db: DbOption = None) -> None:
     """Validate one event_date with Great Expectations; exit 1 if a critical check fails."""
     from flows.jobs import data
 
-    _use_db(db)
-    outcome = data.validate(parse_date(date, "date"))
+    outcome = data.validate(parse_date(date, "date"), db=db)
     for w in outcome.warnings:
         typer.echo(f"warning: {w}")
     for c in outcome.critical_failures:
@@ -108,9 +101,8 @@ def filter_window(start: DateOption, end: DateOption,
     """Theorem 4.1 in SQL: the top-kappa cut nu, kept share and CVaR per partition."""
     from flows.jobs import data
 
-    _use_db(db)
     r = data.filter_window(parse_date(start, "start"), parse_date(end, "end"), kappa,
-                           partition_by)
+                           partition_by, db=db)
     typer.echo(f"filter {r.filter_id}: {r.window_start}..{r.window_end}, kappa={kappa:g}, "
                f"partition_by={partition_by}, {r.rows_kept:,} of {r.rows_in:,} rows")
     typer.echo(f"{'partition':<14}{'rows':>10}{'kept':>10}{'nu':>10}{'kept share':>12}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from drpo_core.warehouse import open_warehouse
 from drpo_core.warehouse.cvar_filter import FilterReport, cvar_filter
@@ -18,16 +19,16 @@ class ValidationFailedError(RuntimeError):
 
 
 def ingest(logs: str, event_date: dt.date, force: bool = False,
-           timeout: float = LOCK_TIMEOUT) -> IngestReport:
-    """One day of logs into the warehouse; bad rows to quarantine."""
-    with open_warehouse(db_path(), timeout=timeout) as wh:
+           timeout: float = LOCK_TIMEOUT, db: Path | None = None) -> IngestReport:
+    """One day of logs into the warehouse (``db``, default $DRPO_DB); bad rows to quarantine."""
+    with open_warehouse(db or db_path(), timeout=timeout) as wh:
         return ingest_partition(wh, logs, event_date, log_root=log_root(), force=force)
 
 
 def validate(event_date: dt.date, config: ValidationConfig | None = None,
-             timeout: float = LOCK_TIMEOUT) -> ValidationOutcome:
+             timeout: float = LOCK_TIMEOUT, db: Path | None = None) -> ValidationOutcome:
     """The validation suite on one ingested day; its outcome is stored either way."""
-    with open_warehouse(db_path(), timeout=timeout) as wh:
+    with open_warehouse(db or db_path(), timeout=timeout) as wh:
         return validate_day(wh, event_date, config or ValidationConfig(), gx_root(),
                             validation_dir())
 
@@ -41,7 +42,7 @@ def require_valid(outcome: ValidationOutcome) -> ValidationOutcome:
 
 
 def filter_window(start: dt.date, end: dt.date, kappa: float, partition_by: str,
-                  timeout: float = LOCK_TIMEOUT) -> FilterReport:
+                  timeout: float = LOCK_TIMEOUT, db: Path | None = None) -> FilterReport:
     """Theorem 4.1 over a window, recorded in ``filter_runs`` (lineage)."""
-    with open_warehouse(db_path(), timeout=timeout) as wh:
+    with open_warehouse(db or db_path(), timeout=timeout) as wh:
         return cvar_filter(wh, start, end, kappa, partition_by)
