@@ -129,8 +129,12 @@ def check_table(
         flag("partition_date", "event_date",
              np.array([d is not None and d != partition_date for d in dates]))
     times = table.column("event_time")
+    if pa.types.is_timestamp(times.type) and times.type.unit == "ns":
+        ns = times.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        flag("timestamp_precision", "event_time", ns % 1000 != 0)
     if pa.types.is_timestamp(times.type):
-        t_date = pc.cast(times, pa.timestamp("us", tz="UTC")) if times.type.tz else times
+        t_date = (pc.cast(times, pa.timestamp("us", tz="UTC"), safe=False) if times.type.tz
+                  else times)
         day = pc.floor_temporal(t_date, unit="day").cast(pa.date32())
         mism = pc.not_equal(day, table.column("event_date").cast(pa.date32()))
         flag("event_time_in_day", "event_time", mism.to_numpy(zero_copy_only=False) == 1)
@@ -163,6 +167,7 @@ _RULE_TEXT = {
     "unique": "event_id must be unique",
     "partition_date": "event_date must equal the partition's date",
     "event_time_in_day": "event_time must fall within event_date (UTC)",
+    "timestamp_precision": "event_time must be a whole microsecond",
     "logging_policy_allowed": "logging_policy must be one of the declared values",
 }
 

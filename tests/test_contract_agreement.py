@@ -39,6 +39,12 @@ def test_sql_rules_and_the_oracle_flag_the_same_rows(tmp_path) -> None:
     table = set_values(table, "logging_policy", {40: "someone-else"})
     table = set_values(table, "event_date", {50: DAY + dt.timedelta(days=1)})
     table = set_values(table, "user_id", {60: None})
+    index = table.schema.get_field_index("event_time")
+    ns = table.column("event_time").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    ns = ns.to_pylist()
+    ns[70] += 1  # a sub-microsecond time
+    table = table.set_column(index, pa.field("event_time", pa.timestamp("ns", tz="UTC")),
+                             pa.array(ns, pa.int64()).cast(pa.timestamp("ns", tz="UTC")))
     folder = tmp_path / "logs" / f"event_date={DAY.isoformat()}"
     folder.mkdir(parents=True)
     pq.write_table(table, folder / "part-0.parquet")
@@ -50,7 +56,7 @@ def test_sql_rules_and_the_oracle_flag_the_same_rows(tmp_path) -> None:
     with open_warehouse(tmp_path / "wh.duckdb") as wh:
         report = ingest_partition(wh, tmp_path / "logs", DAY)
         found = dict(wh.query("SELECT source_row, rule || ':' || column_name FROM quarantine"))
-    assert sorted(expected) == sorted(found) == [7, 11, 12, 20, 30, 40, 50, 60]
+    assert sorted(expected) == sorted(found) == [7, 11, 12, 20, 30, 40, 50, 60, 70]
     for row, rule in found.items():  # SQL records the first rule a row breaks
         assert rule in expected[row], (row, rule, expected[row])
     assert report.rows_kept + report.rows_quarantined == report.rows_in == 400
