@@ -42,7 +42,8 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "crr": [{"weighting": "binary"}, {"weighting": "exp", "temperature": 0.5},
             {"weighting": "exp", "temperature": 5.0}],
     "bppo": [{"clip": c} for c in (0.1, 0.2, 0.3)],
-    "awr": [{"temperature": t} for t in (0.05, 0.5, 5.0)],
+    # advantages divided by their batch std: beta is scale-free under heavy-tailed rewards
+    "awr": [{"temperature": t, "normalize_advantage": True} for t in (0.3, 1.0, 3.0)],
     "iql": [{"inverse_temperature": b} for b in (1.0, 3.0, 10.0)],
     "filtered_bc": [{"kappa": k} for k in (0.05, 0.1, 0.4)],
 }

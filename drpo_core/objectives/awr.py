@@ -3,6 +3,10 @@
 V(s) <- argmin E[(R - V(s))^2];   A = R - V(s);   w = min(exp(A / beta), 20)
 L = -E[w log pi(a | s)] + E[(R - V(s))^2]      (the two terms touch disjoint parameters)
 App. I grid: beta in {0.05, 0.1, 1.0}.
+
+``normalize_advantage`` divides A by its batch std first (as AWR implementations commonly do),
+so beta no longer depends on the reward's scale: a heavy-tailed reward (per-user activity)
+otherwise makes one temperature too soft for light users and too hard for heavy ones.
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ from drpo_core.objectives.base import (
 )
 from drpo_core.policy import GaussianPolicy
 
+ADVANTAGE_STD_EPS = 1e-8  # a batch whose advantages are all equal keeps weights exp(0) = 1
+
 
 class AWRConfig(ObjectiveConfig):
     temperature: float = Field(0.1, gt=0.0, description="beta (App. I grid 0.05 / 0.1 / 1.0)")
     max_weight: float = Field(EXP_WEIGHT_MAX, gt=0.0, description="clip of exp(A / beta)")
+    normalize_advantage: bool = Field(False, description="A / std(A) over the batch first "
+                                                         "(scale-free beta)")
 
 
 class AWR(Objective):
@@ -41,6 +49,8 @@ class AWR(Objective):
         v = self.value(batch.state)
         value_loss = (batch.reward - v).pow(2).mean()
         advantage = (batch.reward - v).detach()
+        if self.config.normalize_advantage:
+            advantage = advantage / advantage.std(correction=0).clamp(min=ADVANTAGE_STD_EPS)
         weight = exp_weights(advantage, self.config.temperature, self.config.max_weight)
         actor_loss = -(weight * self.policy.log_prob(batch.state, batch.action)).mean()
         return LossOutput(actor_loss + value_loss,
