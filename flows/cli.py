@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
+from drpo_core.warehouse.ingest import parse_date  # the one date parser
 from flows.cli_lab import lab
 from flows.cli_support import (
     fail,
@@ -24,7 +25,7 @@ from flows.cli_support import (
     run_parameter_options,
     user_errors,
 )
-from flows.params import PartitionBy, Retrain, load_parameters, parse_date
+from flows.params import PartitionBy, Retrain, load_parameters
 
 app = typer.Typer(name="drpo", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
+from drpo_core.warehouse.ingest import parse_date
 from flows.cli_support import fail, parse_overrides, user_errors
-from flows.params import parse_date, train_config
+from flows.params import train_config
 from flows.settings import drpo_home
 
 lab = typer.Typer(name="lab", no_args_is_help=True, add_completion=False,

@@ -95,16 +95,6 @@ def backfill_dates(start: dt.date, end: dt.date, today: dt.date | None = None
     return [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
 
 
-def parse_date(value: dt.date | str, name: str) -> dt.date:
-    """The one date parser of the front door: YYYY-MM-DD, named in the error."""
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError(f"{name}: expected a date YYYY-MM-DD, got {value!r}") from None
-
-
 def load_parameters(path: Path | None, overrides: dict[str, Any]) -> RunParameters:
     """Parameters from a YAML or TOML file (optional), then the given overrides."""
     base: dict[str, Any] = {}
