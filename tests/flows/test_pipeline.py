@@ -131,7 +131,9 @@ async def task_run_counts(flow_run_name: str) -> dict[str, int]:
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
-        run = next(r for r in await client.read_flow_runs() if r.name == flow_run_name)
+        # the session's API holds earlier tests' runs of the same name: take the newest
+        run = max((r for r in await client.read_flow_runs() if r.name == flow_run_name),
+                  key=lambda r: r.created)
         tasks = await client.read_task_runs()
         return {t.name.rsplit("-", 1)[0]: t.run_count for t in tasks
                 if t.flow_run_id == run.id}
