@@ -44,9 +44,12 @@ class Batch:
                  behavior_logprob: torch.Tensor, reward_all: torch.Tensor,
                  shard: slice | None = None, world_size: int = 1,
                  generator: torch.Generator | None = None,
-                 rows: torch.Tensor | None = None) -> None:
+                 rows: torch.Tensor | None = None, next_state: torch.Tensor | None = None,
+                 done: torch.Tensor | None = None) -> None:
         self._tables = {"state": state, "action": action, "reward": reward,
                         "behavior_logprob": behavior_logprob}
+        if next_state is not None and done is not None:  # episode links (DataNeeds.transitions)
+            self._tables.update(next_state=next_state, done=done)
         self._gathered: dict[str, torch.Tensor] = {}
         self.rows = rows
         self.reward_all = reward_all  # (N,) rewards of the whole global batch
@@ -55,6 +58,9 @@ class Batch:
         self.generator = generator
 
     def _column(self, name: str) -> torch.Tensor:
+        if name not in self._tables:
+            raise ValueError(f"this objective needs {name!r}: the training data carries no "
+                             "episode links (export it with DataNeeds.transitions)")
         if self.rows is None:
             return self._tables[name]
         if name not in self._gathered:
@@ -77,6 +83,18 @@ class Batch:
     def behavior_logprob(self) -> torch.Tensor:  # (n,)  NaN where not logged
         return self._column("behavior_logprob")
 
+    @property
+    def has_transitions(self) -> bool:
+        return "next_state" in self._tables
+
+    @property
+    def next_state(self) -> torch.Tensor:  # (n, d_state) the episode's next state (any if done)
+        return self._column("next_state")
+
+    @property
+    def done(self) -> torch.Tensor:  # (n,) 1.0 = last step of its episode, else 0.0
+        return self._column("done")
+
     def take(self, local_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """state and action of some of this shard's rows, gathered once from the tables."""
         if self.rows is None or "state" in self._gathered:
@@ -86,6 +104,17 @@ class Batch:
 
     def local(self, x_all: torch.Tensor) -> torch.Tensor:
         return x_all[self.shard]
+
+
+@dataclass(frozen=True)
+class DataNeeds:
+    """What an objective needs from the data layer beyond (state, action, reward, logprob)."""
+
+    #: the reward column holds the discounted return-to-go of the row's session with this
+    #: gamma (quality = "return"); None = the logged reward
+    return_gamma: float | None = None
+    #: next_state and done from the episode links (critics with gamma > 0)
+    transitions: bool = False
 
 
 @dataclass
@@ -118,6 +147,11 @@ class Objective(nn.Module):
         (None = none). The trainer applies it to data it holds (``prepare``); a sample drawn out
         of core must have been drawn with it (``drpo_core.warehouse.sample``)."""
         return None
+
+    @classmethod
+    def data_needs_of(cls, config: ObjectiveConfig) -> DataNeeds:
+        """Columns the data layer must export for this objective (default: none extra)."""
+        return DataNeeds()
 
     def dataset_kappa(self) -> float | None:
         kappa = self.dataset_kappa_of(self.config)
