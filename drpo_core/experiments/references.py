@@ -9,6 +9,11 @@
   tables take it from their BC row).
 * ``oracle``: the user's best catalogue item (score 100 by construction, exact).
 
+In the sequential mode (session users) every line is a whole session's return: ``random``
+and ``oracle`` (the myopic oracle, greedy on the true current interest) are rolled out by
+``drpo_core.evaluation.online``, ``logging`` samples the mixture at every step, and the fixed
+maps act on the state at every step.
+
 A simulator where one of the reward-blind lines comes close to the oracle cannot tell good
 offline learners from bad ones (issue 16); ``fixed_map_scores`` is what the regression test
 checks.
@@ -20,13 +25,17 @@ import numpy as np
 
 from drpo_core.data import TrainingData
 from drpo_core.evaluation.online import (
+    Chooser,
     EvalUsers,
     OnlineEvaluation,
-    score_actions,
+    SessionUsers,
+    evaluate_policy,
+    play_sessions,
     score_rewards,
 )
 from drpo_core.sim.logging_agent import MixedLoggingAgent
-from drpo_core.sim.world import World
+from drpo_core.sim.sessions import Sessions
+from drpo_core.sim.world import World, rng_for
 
 #: Reference lines in the order the tables print them (``bc`` comes from the BC row).
 REFERENCES = ("random", "logging", "identity", "linear", "bc", "oracle")
@@ -42,9 +51,13 @@ def apply_linear_map(w: np.ndarray, state: np.ndarray) -> np.ndarray:
     return (state @ w[:-1] + w[-1]).astype(np.float32)
 
 
-def logging_evaluation(world: World, users: EvalUsers, chunk: int = 1024) -> OnlineEvaluation:
-    """The logging mixture scored exactly: a_u * sum_i pi_beta(i | u) R_latent(u, i)."""
+def logging_evaluation(world: World, users: EvalUsers | SessionUsers,
+                       chunk: int = 1024) -> OnlineEvaluation:
+    """The logging mixture scored exactly: a_u * sum_i pi_beta(i | u) R_latent(u, i); for
+    session users, its sessions' return with the mixture sampled at every step."""
     agent = MixedLoggingAgent(world)
+    if isinstance(users, SessionUsers):
+        return score_rewards(users, play_sessions(world, users, logging_chooser(agent, users)))
     expected = np.empty(len(users.interests))
     for i in range(0, len(expected), chunk):
         u = users.interests[i : i + chunk]
@@ -52,18 +65,27 @@ def logging_evaluation(world: World, users: EvalUsers, chunk: int = 1024) -> Onl
     return score_rewards(users, users.activity * expected)
 
 
-def fixed_map_scores(world: World, data: TrainingData, users: EvalUsers) -> dict[str, float]:
+def logging_chooser(agent: MixedLoggingAgent, users: SessionUsers) -> Chooser:
+    def choose(sessions: Sessions, rows: np.ndarray, states: np.ndarray, step: int
+               ) -> np.ndarray:
+        return agent.sample_each(sessions.interests[rows], rng_for(*users.noise_key, 1000 + step)
+                                 ).item
+    return choose
+
+
+def fixed_map_scores(world: World, data: TrainingData,
+                     users: EvalUsers | SessionUsers) -> dict[str, float]:
     """Scores (0 = random, 100 = oracle) of the fixed maps of the state: the linear map fitted
     on ``data`` and, where the dimensions agree, the identity."""
     state, action = data.state.numpy(), data.action.numpy()
     w = fit_linear_map(state, action)
-    scores = {"linear": score_actions(world, users, apply_linear_map(w, users.states)).score}
+    scores = {"linear": evaluate_policy(world, lambda s: apply_linear_map(w, s), users).score}
     if users.states.shape[1] == world.config.d:
-        scores["identity"] = score_actions(world, users, users.states).score
+        scores["identity"] = evaluate_policy(world, lambda s: s, users).score
     return scores
 
 
-def reference_lines(world: World, data: TrainingData, users: EvalUsers,
+def reference_lines(world: World, data: TrainingData, users: EvalUsers | SessionUsers,
                     bc: OnlineEvaluation | None = None) -> dict[str, OnlineEvaluation]:
     """Every reference line on ``users`` (``bc``: an already trained BC policy's evaluation)."""
     state, action = data.state.numpy(), data.action.numpy()
@@ -72,9 +94,9 @@ def reference_lines(world: World, data: TrainingData, users: EvalUsers,
         "logging": logging_evaluation(world, users),
     }
     if users.states.shape[1] == world.config.d:
-        out["identity"] = score_actions(world, users, users.states)
-    out["linear"] = score_actions(world, users,
-                                  apply_linear_map(fit_linear_map(state, action), users.states))
+        out["identity"] = evaluate_policy(world, lambda s: s, users)
+    w = fit_linear_map(state, action)
+    out["linear"] = evaluate_policy(world, lambda s: apply_linear_map(w, s), users)
     if bc is not None:
         out["bc"] = bc
     out["oracle"] = score_rewards(users, users.oracle_reward)

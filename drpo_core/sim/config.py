@@ -43,6 +43,10 @@ class LoggingMixture(BaseModel):
         return (self.expert, self.popular, self.random)
 
 
+#: Fields of the sequential mode (left out of a bandit config's JSON).
+SESSION_FIELDS = ("sessions", "session_budget", "item_cost", "item_length", "session_drift")
+
+
 class SimConfig(BaseModel):
     """The simulated world and its logging agent. Deterministic given ``seed``."""
 
@@ -163,6 +167,33 @@ class SimConfig(BaseModel):
         description="optional .npy file (n_items x d) of real item embeddings; replaces the "
         "Gaussian mixture (topics are then seeded from random items)",
     )
+    sessions: Literal["bandit", "sequential"] = Field(
+        "bandit",
+        description="'bandit' = every logged row is a one-step episode (App. H); 'sequential' "
+        "= multi-step sessions (issue 11): a user is shown items until the session's time "
+        "budget runs out, the interest u* drifts toward what the user watches, the state shows "
+        "the session so far and the reward is watch time (drpo_core/sim/sessions.py)",
+    )
+    session_budget: float = Field(
+        20.0, gt=0.0,
+        description="sequential: minutes a user spends in a session; the session ends after "
+        "the item that uses up the budget. ASSUMPTION",
+    )
+    item_cost: float = Field(
+        0.5, gt=0.0,
+        description="sequential: minutes each shown item costs besides its watch time (looking, "
+        "skipping); bounds a session at ceil(session_budget / item_cost) steps. ASSUMPTION",
+    )
+    item_length: float = Field(
+        2.0, gt=0.0,
+        description="sequential: mean length in minutes of an item watched to the end; lengths "
+        "~ Uniform(0.5, 1.5) x item_length. ASSUMPTION",
+    )
+    session_drift: float = Field(
+        0.2, ge=0.0,
+        description="sequential: step size of the interest's move toward a watched item, "
+        "u* <- normalize(u* + session_drift x engagement x e_item). ASSUMPTION",
+    )
     seed: int = Field(0, ge=0, description="seed of the world and of every logged day")
 
     @model_validator(mode="after")
@@ -178,7 +209,10 @@ class SimConfig(BaseModel):
         return self.d if self.d_state is None else self.d_state
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """The config as JSON; a bandit config leaves the session fields out, so its JSON (and
+        its fingerprint, part of every event_id) is the one from before the sequential mode."""
+        exclude = set(SESSION_FIELDS) if self.sessions == "bandit" else None
+        return json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True)
 
     def fingerprint(self) -> str:
         """Short stable hash of the config: part of every event_id, so runs never collide."""

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from drpo_core.schema import META_SIMULATOR, interaction_schema, vector_type
 from drpo_core.sim.config import SimConfig
 from drpo_core.sim.logging_agent import COMPONENTS, MixedLoggingAgent
+from drpo_core.sim.sessions import max_minutes, play_logged_sessions
 from drpo_core.sim.world import Stream, World, rng_for
 
 MANIFEST = "_simulation.json"
@@ -65,6 +66,9 @@ class LogSimulator:
     def _day_batches(
         self, day: int, date: dt.date, n_rows: int, chunk: int
     ) -> Iterator[pa.RecordBatch]:
+        if self.config.sessions == "sequential":
+            yield from self._session_batches(day, date, n_rows, chunk)
+            return
         c, world = self.config, self.world
         interests_day = world.interests(day)
         rng = rng_for(c.seed, Stream.LOGS, day)
@@ -101,6 +105,44 @@ class LogSimulator:
                 "reward": pa.array(reward),
                 "behavior_logprob": pa.array(logged.logprob),
                 "logging_policy": pa.array(np.asarray(COMPONENTS)[logged.component]),
+            }
+            yield pa.RecordBatch.from_pydict(columns, schema=schema)
+
+    def _session_batches(
+        self, day: int, date: dt.date, n_rows: int, chunk: int
+    ) -> Iterator[pa.RecordBatch]:
+        """The sequential mode's day (drpo_core/sim/sessions.py): whole sessions of random
+        logged users, in time order; the day's last session is cut where the day's
+        ``n_rows`` end (as a log window cuts a session)."""
+        c = self.config
+        rng = rng_for(c.seed, Stream.SESSION, day)
+        rows = play_logged_sessions(self.world, self.agent, day, n_rows, rng)
+        start = rng.random(rows.n_sessions) * (SECONDS_PER_DAY - 60.0 * max_minutes(self.world))
+        seconds = start[rows.session] + 60.0 * rows.elapsed
+        order = np.argsort(seconds, kind="stable")
+        midnight = np.datetime64(date.isoformat(), "us")
+        prefix = f"{c.fingerprint()}-{date:%Y%m%d}-"
+        schema = self.schema(day)
+        for first in range(0, n_rows, chunk):
+            idx = order[first : first + chunk]
+            n = len(idx)
+            event_id = pc.binary_join_element_wise(prefix, pc.utf8_lpad(
+                pa.array(np.arange(first, first + n)).cast(pa.string()), 9, "0"), "")
+            times = midnight + (seconds[idx] * 1e6).astype("timedelta64[us]")
+            columns = {
+                "event_id": event_id,
+                "event_time": pa.array(times, pa.timestamp("us")).cast(
+                    pa.timestamp("us", tz="UTC")),
+                "event_date": pa.array(np.full(n, np.datetime64(date.isoformat(), "D"))),
+                "user_id": _ids("u", rows.user[idx], 7),
+                "episode_id": _ids(f"{prefix}s", rows.session[idx], 8),
+                "step": pa.array(rows.step[idx].astype(np.int32)),
+                "state": _fixed_list(rows.state[idx]),
+                "action": _fixed_list(self.world.items[rows.item[idx]]),
+                "item_id": _ids("i", rows.item[idx], 6),
+                "reward": pa.array(rows.reward[idx]),
+                "behavior_logprob": pa.array(rows.logprob[idx]),
+                "logging_policy": pa.array(np.asarray(COMPONENTS)[rows.component[idx]]),
             }
             yield pa.RecordBatch.from_pydict(columns, schema=schema)
 

@@ -152,3 +152,42 @@ class MixedLoggingAgent:
         item[rand_rows] = np.minimum((uniform[rand_rows] * n_items).astype(np.int64), n_items - 1)
         logprob = self.log_propensity(user_interests[row_user], item, log_z[row_user])
         return LoggedActions(item, component, logprob)
+
+    def sample_each(self, interests: np.ndarray, rng: np.random.Generator) -> LoggedActions:
+        """One logged item for each row of ``interests`` (every row its own user: the
+        sequential mode, where u* moves after every step). Exact inverse-CDF like ``sample``,
+        with no loop over users: a row's softmax CDF is built only for its own component."""
+        n, n_items = len(interests), self.world.config.n_items
+        component = rng.choice(len(COMPONENTS), size=n, p=self.weights)
+        uniform = rng.random(n)
+        item = np.minimum((uniform * n_items).astype(np.int64), n_items - 1)  # random rows
+        log_z = np.empty((n, 2))
+        for first in range(0, n, self.chunk):
+            rows = slice(first, first + self.chunk)
+            cos = interests[rows] @ self.world.items.T
+            for c in (0, 1):
+                weights, log_z[rows, c] = self._softmax32(cos, c)
+                mine = np.flatnonzero(component[rows] == c)
+                if len(mine):
+                    item[first + mine] = _inverse_cdf(weights[mine], uniform[first + mine])
+        logprob = self.log_propensity(interests, item, log_z)
+        return LoggedActions(item, component, logprob)
+
+    def _softmax32(self, cos: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """Unnormalised softmax weights (float32) of component ``c`` and their log Z."""
+        logits = cos * np.float32(self._inv_temp[c])
+        if c == 1:
+            logits += self._base32[c]
+        peak = logits.max(axis=1, keepdims=True)
+        np.subtract(logits, peak, out=logits)
+        np.exp(logits, out=logits)
+        return logits, peak[:, 0] + np.log(logits.sum(axis=1, dtype=np.float64))
+
+
+def _inverse_cdf(weights: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Index drawn from each row's weights by inverse CDF (the count of CDF values <= u, which
+    is searchsorted(cdf, u, side="right") row by row, without a loop over rows)."""
+    cdf = np.cumsum(weights, axis=1)
+    cdf /= cdf[:, -1:]
+    pos = np.count_nonzero(cdf <= uniform[:, None].astype(np.float32), axis=1)
+    return np.minimum(pos, cdf.shape[1] - 1)

@@ -39,6 +39,7 @@ class Stream(IntEnum):
     EVAL = 4
     HISTORY = 5
     ACTIVITY = 6
+    SESSION = 7  # the sequential mode (its own stream: bandit logs are unchanged by it)
 
 
 EVAL_SPLITS = {"validation": 1, "test": 2}
@@ -86,6 +87,7 @@ class World:
     popularity: np.ndarray  # (n_items,) probabilities of the popularity policy
     _drift_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _feature_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _lengths: np.ndarray | None = field(default=None, repr=False)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -264,6 +266,15 @@ class World:
         noise = rng.standard_normal(len(latent)) * self.config.reward_noise
         reward = np.clip(latent + noise, 0.0, 1.0)
         return reward if activity is None else reward * activity
+
+    def item_lengths(self) -> np.ndarray:
+        """(n_items,) minutes of each item watched to the end (the sequential mode):
+        Uniform(0.5, 1.5) x ``item_length``, from the session stream (the world's own draws,
+        and so the bandit logs, are unchanged by it)."""
+        if self._lengths is None:
+            rng = rng_for(self.config.seed, Stream.SESSION)
+            self._lengths = self.config.item_length * rng.uniform(0.5, 1.5, self.config.n_items)
+        return self._lengths
 
     # ---- retrieval --------------------------------------------------------------------------
     def nearest_items(self, actions: np.ndarray, chunk: int = 8192) -> np.ndarray:
