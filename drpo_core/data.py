@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
@@ -32,21 +33,36 @@ TRAINING_COLUMNS = ("state", "action", "reward", "behavior_logprob")
 
 @dataclass
 class TrainingData:
-    """Tensors of one training window (row order is the log's order; sampling shuffles)."""
+    """Tensors of one training window (row order is the log's order; sampling shuffles).
+
+    Session data (issue 11, ``DataNeeds``): ``reward`` holds the discounted return-to-go of the
+    row's session when ``return_gamma`` is set (None: the logged reward), and ``next_state`` /
+    ``done`` carry the episode links (the next row of the episode; done = 1.0 on its last row,
+    where next_state is the row's own state and is never used). drpo_core/warehouse/sessions.py
+    computes both, in SQL, for the warehouse and the Parquet path alike.
+    """
 
     state: torch.Tensor  # (N, d_state) float32
     action: torch.Tensor  # (N, d_action) float32
     reward: torch.Tensor  # (N,) float32
     behavior_logprob: torch.Tensor  # (N,) float32, NaN where not logged
     weight: torch.Tensor | None = None  # (N,) sampling weight (Q* density ratio); None = 1
+    next_state: torch.Tensor | None = None  # (N, d_state) the episode's next state
+    done: torch.Tensor | None = None  # (N,) 1.0 on the last row of an episode, else 0.0
+    return_gamma: float | None = None  # reward is the return-to-go with this gamma; None: r
 
     def __post_init__(self) -> None:
         n = self.state.shape[0]
-        names = ("action", "reward", "behavior_logprob") + (("weight",) if self.weight
-                                                              is not None else ())
-        for name in names:
-            if getattr(self, name).shape[0] != n:
-                raise ValueError(f"{name} has {getattr(self, name).shape[0]} rows, state has {n}")
+        if (self.next_state is None) != (self.done is None):
+            raise ValueError("next_state and done come together (the episode links): got "
+                             f"{'next_state' if self.next_state is not None else 'done'} only")
+        for name in ("action", "reward", "behavior_logprob", "weight", "next_state", "done"):
+            value = getattr(self, name)
+            if value is not None and value.shape[0] != n:
+                raise ValueError(f"{name} has {value.shape[0]} rows, state has {n}")
+        if self.next_state is not None and self.next_state.shape[1:] != self.state.shape[1:]:
+            raise ValueError(f"next_state has shape {tuple(self.next_state.shape)}, state "
+                             f"{tuple(self.state.shape)}")
 
     @property
     def n_rows(self) -> int:
@@ -60,10 +76,17 @@ class TrainingData:
     def d_action(self) -> int:
         return int(self.action.shape[1])
 
-    def to(self, device: torch.device | str) -> TrainingData:
-        return TrainingData(self.state.to(device), self.action.to(device),
-                            self.reward.to(device), self.behavior_logprob.to(device),
-                            None if self.weight is None else self.weight.to(device))
+    @property
+    def has_transitions(self) -> bool:
+        return self.next_state is not None
+
+    def _moved(self, device: torch.device | str) -> dict[str, Any]:
+        """Every field, tensors moved to ``device``."""
+        return {f.name: v.to(device) if isinstance(v := getattr(self, f.name), torch.Tensor)
+                else v for f in fields(self)}
+
+    def to(self, device: torch.device | str) -> Self:
+        return type(self)(**self._moved(device))
 
     def fingerprint(self) -> str:
         """Cheap content hash: shapes plus every reward and a strided sample of the vectors."""
@@ -75,6 +98,11 @@ class TrainingData:
         h.update(self.action[::stride].detach().cpu().numpy().tobytes())
         if self.weight is not None:
             h.update(self.weight.detach().cpu().numpy().tobytes())
+        if self.next_state is not None and self.done is not None:
+            h.update(self.done.detach().cpu().numpy().tobytes())
+            h.update(self.next_state[::stride].detach().cpu().numpy().tobytes())
+        if self.return_gamma is not None:
+            h.update(f"return_gamma={self.return_gamma!r}".encode())
         return h.hexdigest()[:16]
 
 
@@ -110,13 +138,6 @@ class DrawnSample(TrainingData):
     def steps(self) -> int:
         """Training steps the sample covers."""
         return int(self.reward_all.shape[0]) // self.batch_size
-
-    def to(self, device: torch.device | str) -> DrawnSample:
-        return DrawnSample(self.state.to(device), self.action.to(device),
-                           self.reward.to(device), self.behavior_logprob.to(device),
-                           reward_all=self.reward_all.to(device), batch_size=self.batch_size,
-                           rank=self.rank, world_size=self.world_size, source=self.source,
-                           dataset_kappa=self.dataset_kappa)
 
     def fingerprint(self) -> str:
         """The draw's identity (window content, weights, seed), the same on every rank and for
@@ -225,11 +246,20 @@ def first_non_finite(table: pa.Table) -> tuple[int, str] | None:
 def load_training_data(path: Path, start: dt.date | None = None,
                        end: dt.date | None = None) -> TrainingData:
     """The logs' rows as tensors; a NaN or inf is refused naming its file, row and column
-    (``drpo ingest`` would quarantine that row; training on it makes the loss non-finite)."""
-    table = read_logs(path, start, end, TRAINING_COLUMNS)
+    (``drpo ingest`` would quarantine that row; training on it makes the loss non-finite).
+    Session data (return-to-go, episode links): drpo_core.warehouse.sessions.load_training_logs.
+    """
+    return table_to_training_data(read_training_table(path, start, end))
+
+
+def read_training_table(path: Path, start: dt.date | None = None, end: dt.date | None = None,
+                        extra: tuple[str, ...] = ()) -> pa.Table:
+    """The training columns (plus ``extra`` contract columns) of the logs' rows, in file order;
+    a NaN or inf in state, action or reward is refused naming its file, row and column."""
+    table = read_logs(path, start, end, TRAINING_COLUMNS + extra)
     if (bad := first_non_finite(table)) is not None:
         raise ContractError(_locate(path, start, end, bad))
-    return table_to_training_data(table)
+    return table
 
 
 def _locate(path: Path, start: dt.date | None, end: dt.date | None, bad: tuple[int, str]

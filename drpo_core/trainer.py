@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from drpo_core.data import DrawnSample, TrainingData
 from drpo_core.objectives import Batch, Objective, make_config, make_objective, objective_class
+from drpo_core.objectives.base import DataNeeds
 from drpo_core.policy import GaussianPolicy, PolicyConfig
 
 CHECKPOINT_FORMAT = 1
@@ -93,6 +94,13 @@ class TrainConfig(BaseModel):
         kappa = objective_class(self.algorithm).dataset_kappa_of(
             make_config(self.algorithm, self.objective))
         return None if kappa is None or kappa >= 1.0 else kappa
+
+    def data_needs(self) -> DataNeeds:
+        """What the objective needs from the data layer beyond the logged columns (the
+        return-to-go, the episode links): what ``export_window`` / ``draw_training_sample`` /
+        ``load_training_logs(..., needs=...)`` need for this run."""
+        return objective_class(self.algorithm).data_needs_of(
+            make_config(self.algorithm, self.objective))
 
 
 class NonFiniteLossError(RuntimeError):
@@ -177,6 +185,7 @@ class Trainer:
         self.policy = GaussianPolicy(data.d_state, data.d_action, config.policy)
         self.objective = make_objective(config.algorithm, self.policy,
                                         config.resolved_objective()).to(self.device)
+        self._check_needs(data)
         self.optimizer = torch.optim.Adam(
             [p for p in self.objective.parameters() if p.requires_grad],
             lr=config.learning_rate,
@@ -221,6 +230,21 @@ class Trainer:
         self._pool_cdf = _sampling_cdf(weight)
         self._pool_is_all = len(self.pool) == d.n_rows  # pool = every row: no lookup per step
 
+    def _check_needs(self, data: TrainingData) -> None:
+        """Refuse, in one line, data that lacks what the objective needs (its DataNeeds)."""
+        needs, name = self.config.data_needs(), self.config.algorithm
+        if needs.transitions and not data.has_transitions:
+            raise ValueError(f"{name} needs next_state and done (a critic with gamma > 0): the "
+                             "training data carries no episode links; export it with "
+                             "DataNeeds(transitions=True) (TrainConfig.data_needs())")
+        if needs.return_gamma != data.return_gamma:
+            want = "the logged reward" if needs.return_gamma is None else \
+                f"the return-to-go with gamma={needs.return_gamma:g}"
+            have = "the logged reward" if data.return_gamma is None else \
+                f"the return-to-go with gamma={data.return_gamma:g}"
+            raise ValueError(f"{name} needs {want} in the reward column; the training data "
+                             f"holds {have}: export it with TrainConfig.data_needs()")
+
     def _check_drawn(self, sample: DrawnSample) -> None:
         cfg, ctx = self.config, self.ctx
         if (sample.batch_size, sample.world_size, sample.rank) != (
@@ -253,6 +277,11 @@ class Trainer:
             raise ValueError(f"{self.config.algorithm} filters its dataset once; it cannot "
                              "take new rows")
         old = self.data
+        if (new.has_transitions, new.return_gamma) != (old.has_transitions, old.return_gamma):
+            raise ValueError("new rows must carry the session data of the training data "
+                             f"(episode links: {old.has_transitions}, return_gamma: "
+                             f"{old.return_gamma}); they have {new.has_transitions}, "
+                             f"{new.return_gamma}")
         new = new.to(self.device)
         weights = None
         if old.weight is not None or new.weight is not None:
@@ -260,11 +289,14 @@ class Trainer:
                                  torch.ones_like(old.reward),
                                  new.weight if new.weight is not None else
                                  torch.ones_like(new.reward)])
+        links = ((torch.cat([old.next_state, new.next_state]), torch.cat([old.done, new.done]))
+                 if old.next_state is not None and new.next_state is not None
+                 and old.done is not None and new.done is not None else (None, None))
         self.data = TrainingData(torch.cat([old.state, new.state]),
                                  torch.cat([old.action, new.action]),
                                  torch.cat([old.reward, new.reward]),
                                  torch.cat([old.behavior_logprob, new.behavior_logprob]),
-                                 weights)
+                                 weights, *links, return_gamma=old.return_gamma)
         self._set_pool(None)
         self.data_fingerprint = self.data.fingerprint()
 
@@ -339,7 +371,9 @@ class Trainer:
                          behavior_logprob=d.behavior_logprob[rows],
                          reward_all=d.reward_all[self.step * n:(self.step + 1) * n],
                          shard=self._shard, world_size=self.ctx.world_size,
-                         generator=self.generator)
+                         generator=self.generator,
+                         next_state=None if d.next_state is None else d.next_state[rows],
+                         done=None if d.done is None else d.done[rows])
         if self._pool_cdf is None:
             pick = torch.randint(len(self.pool), (self.config.batch_size,),
                                  generator=self.generator, device=self.device)
@@ -353,7 +387,8 @@ class Trainer:
         return Batch(state=d.state, action=d.action, reward=d.reward,
                      behavior_logprob=d.behavior_logprob, reward_all=d.reward[idx],
                      shard=self._shard, world_size=self.ctx.world_size,
-                     generator=self.generator, rows=local)  # rows gathered on use
+                     generator=self.generator, rows=local,  # rows gathered on use
+                     next_state=d.next_state, done=d.done)
 
     def _autocast_enabled(self) -> bool:
         return self.config.mixed_precision and self.device.type == "cuda"

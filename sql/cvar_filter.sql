@@ -14,15 +14,19 @@
 -- quantile of that partition (rounded up on the grid 0.0025 * 2^(i/2)); cvar_filter_band.sql then
 -- counts the rows in 64 bins of the bracket and sorts only the bin holding the cut, and opens
 -- the bracket to the whole partition wherever the sample missed. The result is always exact; only the time depends on the sample.
+-- The value ranked is the `reward` column of {rows}: the logged reward (quality = reward, the
+-- table interactions), or the signal sql/cvar_filter_signal.sql wrote under that name
+-- (quality = return or advantage, the temp table filter_signal); nu and cvar are of that value.
 -- Parameters: $start, $end (DATE, inclusive), $kappa (DOUBLE in (0, 1]),
 --   $n_segments (INTEGER, buckets of hash(user_id) for partition_by = segment).
--- Template field (from an allow-list, not a value): {partition_key} - a SQL expression.
+-- Template fields (from allow-lists, not values): {partition_key} - a SQL expression;
+--   {rows} - interactions or filter_signal (drpo_core/warehouse/cvar_filter.py).
 -- Creates: TEMP TABLE filter_cuts (one row per partition), an empty TEMP TABLE filter_thresholds.
 
 CREATE OR REPLACE TEMP TABLE filter_cuts AS
 WITH counts AS (
     SELECT {partition_key} AS partition_value, count(*) AS rows_in
-    FROM interactions
+    FROM {rows}
     WHERE event_date BETWEEN $start AND $end
     GROUP BY ALL
 ), sampled AS (
@@ -31,7 +35,7 @@ WITH counts AS (
                                   FOR i IN range(16)]) AS lower_bounds,
            quantile_disc(reward, [least(1.0, 1 - $kappa + 0.0025 * 2 ** (i / 2))
                                   FOR i IN range(16)]) AS upper_bounds
-    FROM interactions TABLESAMPLE 2% (system, 42)
+    FROM {rows} TABLESAMPLE 2% (system, 42)
     WHERE event_date BETWEEN $start AND $end
     GROUP BY ALL
 ), margins AS (

@@ -13,7 +13,8 @@
 -- second run of this file settles them exactly (with an open bracket, bin 0 is the whole
 -- partition).
 -- Parameters: $start, $end (DATE), $kappa (DOUBLE), $n_segments (INTEGER, segment partitions).
--- Template field (from an allow-list, not a value): {partition_key} - a SQL expression.
+-- Template fields (from allow-lists, not values): {partition_key} - a SQL expression;
+--   {rows} - interactions or filter_signal, whose `reward` is ranked (see cvar_filter.sql).
 -- Reads and updates: filter_cuts; appends to: filter_thresholds.
 
 -- The bin of a reward at or above the lower bound: 0..63 inside the bracket [lower, upper], 64
@@ -32,7 +33,7 @@ WITH bins AS (
     SELECT c.partition_value, filter_bin(i.reward, c.lower_bound, c.upper_bound) AS bin,
            count(*) AS rows_in_bin, sum(i.reward) AS reward_in_bin,
            min(i.reward) AS bin_min, max(i.reward) AS bin_max
-    FROM interactions i JOIN filter_cuts c ON {partition_key} = c.partition_value
+    FROM {rows} i JOIN filter_cuts c ON {partition_key} = c.partition_value
     WHERE i.event_date BETWEEN $start AND $end AND c.pending AND i.reward >= c.lower_bound
     GROUP BY ALL
 ), running AS (
@@ -54,7 +55,7 @@ WITH cut_bin AS (
     -- reward of the bin are exactly the bin's rows
     SELECT b.partition_value, b.rows_in, b.rank_in_bin, b.rows_above_bin, b.reward_above_bin,
            list(i.reward ORDER BY i.reward DESC) AS rewards
-    FROM interactions i JOIN filter_cut_bins b ON {partition_key} = b.partition_value
+    FROM {rows} i JOIN filter_cut_bins b ON {partition_key} = b.partition_value
     WHERE i.event_date BETWEEN $start AND $end AND i.reward BETWEEN b.bin_min AND b.bin_max
     GROUP BY ALL
 ), located AS (

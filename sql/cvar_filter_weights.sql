@@ -3,13 +3,15 @@
 -- density-ratio weights w = dQ*/dP (Theorem 4.1): 1/kappa above the cut, the boundary fraction
 -- / kappa at it. kappa = 1 keeps every row with weight exactly 1.
 -- Parameters: $start, $end (DATE), $kappa (DOUBLE), $n_segments (INTEGER, segment partitions).
--- Template field (from an allow-list, not a value): {partition_key} - a SQL expression.
+-- Template fields (from allow-lists, not values): {partition_key} - a SQL expression;
+--   {rows} - interactions or filter_signal (its ranked `reward`, see cvar_filter.sql) and
+--   {row_id} - its column holding the interactions rowid (rowid or row_id).
 -- Creates: TEMP TABLE filter_weights (row_id, weight), read by the
 --   export in the same session.
 
 CREATE OR REPLACE TEMP TABLE filter_weights AS
-SELECT i.rowid AS row_id,
+SELECT i.{row_id} AS row_id,
        CASE WHEN i.reward > t.cut THEN 1.0 / $kappa
             ELSE t.boundary_fraction / $kappa END AS weight
-FROM interactions i JOIN filter_thresholds t ON {partition_key} = t.partition_value
+FROM {rows} i JOIN filter_thresholds t ON {partition_key} = t.partition_value
 WHERE i.event_date BETWEEN $start AND $end AND i.reward >= t.cut;

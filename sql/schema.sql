@@ -70,9 +70,13 @@ CREATE TABLE IF NOT EXISTS filter_runs (
     nu                 DOUBLE NOT NULL,   -- the top-kappa threshold (VaR, the dual minimiser)
     boundary_fraction  DOUBLE NOT NULL,   -- share of the mass of rows tied at nu that is kept
     kept_share         DOUBLE NOT NULL,   -- kept probability mass (= kappa)
-    cvar               DOUBLE NOT NULL,   -- upper-tail CVaR_kappa of the reward
+    cvar               DOUBLE NOT NULL,   -- upper-tail CVaR_kappa of the ranked value
     sql_hash           VARCHAR NOT NULL,
-    created_at         TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+    created_at         TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+    -- the value ranked (issue 11): reward | return | advantage | q, and its discount; older
+    -- warehouses get these two columns from sql/cvar_filter_record.sql
+    quality            VARCHAR DEFAULT 'reward',
+    gamma              DOUBLE DEFAULT 0.0
 );
 
 CREATE TABLE IF NOT EXISTS validation_runs (

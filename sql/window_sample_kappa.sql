@@ -4,14 +4,19 @@
 -- k = ceil(kappa n) (at least 1), rows above it keep their weight, rows tied at it keep the
 -- share (kappa n - rows_above) / rows_at of it, rows below none. The rows are counted, not
 -- weighted, exactly as the in-memory trainer's prepare() does on the exported rows.
+-- The value ranked is the row's reward as the sample carries it: the logged reward, or with
+-- DataNeeds.return_gamma its return-to-go (window_sessions ws, sql/window_sessions.sql), as the
+-- in-memory trainer ranks the exported reward column.
 -- Parameters: $start, $end (DATE), $kappa (DOUBLE in (0, 1)), $k (BIGINT, ceil(kappa n)).
--- Template field (allow-list, not a value): {source} - a query of (row_id, weight).
+-- Template fields (allow-lists in drpo_core/warehouse/sample.py, not values): {source} - a query
+--   of (row_id, weight); {reward} - i.reward or ws.return_to_go; {sessions} - nothing or the
+--   join of window_sessions ws.
 -- Creates: TEMP TABLE sample_cut (cut, share), one row.
 
 CREATE OR REPLACE TEMP TABLE sample_cut AS
 WITH kept AS (
-    SELECT i.reward
-    FROM ({source}) s JOIN interactions i ON i.rowid = s.row_id
+    SELECT {reward} AS reward
+    FROM ({source}) s JOIN interactions i ON i.rowid = s.row_id{sessions}
     WHERE s.weight > 0 AND i.event_date BETWEEN $start AND $end
 ), cut AS (
     SELECT min(reward) AS cut FROM (SELECT reward FROM kept ORDER BY reward DESC LIMIT $k)

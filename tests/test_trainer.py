@@ -7,6 +7,7 @@ import torch
 from pydantic import ValidationError
 
 from drpo_core.export import export_torchscript, load_policy
+from drpo_core.objectives.base import DataNeeds
 from drpo_core.policy import GaussianPolicy
 from drpo_core.trainer import CheckpointError, NonFiniteLossError, TrainConfig, Trainer
 from drpo_core.training_run import run_training
@@ -140,3 +141,51 @@ def test_filtered_bc_keeps_the_top_kappa_mass_with_the_sql_tie_rule() -> None:
     trainer = Trainer(cfg, data, progress=False)
     counts = np.bincount(trainer._batch().reward_all.long().numpy(), minlength=n) / 50_000
     np.testing.assert_allclose(counts, [0.0] * 7 + [0.2, 0.4, 0.4], atol=0.01)
+
+
+def linked(n: int = 64):
+    """easy_task rows with episode links: next_state = state + 100, done alternating."""
+    from dataclasses import replace
+
+    data = easy_task(n=n)
+    return replace(data, next_state=data.state + 100.0, done=(torch.arange(n) % 2).float())
+
+
+def test_batches_carry_the_episode_links_on_both_data_paths() -> None:
+    from drpo_core.data import DrawnSample
+
+    data = linked()
+    cfg = small(algorithm="bc", batch_size=16)
+    batch = Trainer(cfg, data, progress=False)._batch()  # rows drawn from the pool
+    assert batch.has_transitions
+    torch.testing.assert_close(batch.next_state, batch.state + 100.0)
+    torch.testing.assert_close(batch.done, data.done[batch.rows])
+    sample = DrawnSample(data.state, data.action, data.reward, data.behavior_logprob,
+                         next_state=data.next_state, done=data.done, reward_all=data.reward,
+                         batch_size=16)
+    trainer = Trainer(cfg, sample, progress=False)
+    trainer.step = 2  # step t reads draws [16 t, 16 (t + 1))
+    batch = trainer._batch()
+    torch.testing.assert_close(batch.next_state, data.state[32:48] + 100.0)
+    torch.testing.assert_close(batch.done, data.done[32:48])
+    plain = Trainer(cfg, easy_task(n=64), progress=False)._batch()
+    assert not plain.has_transitions
+
+
+def test_extend_data_keeps_the_episode_links() -> None:
+    trainer = Trainer(small(algorithm="bc"), linked(), progress=False)
+    trainer.extend_data(linked(32))
+    assert trainer.data.n_rows == 96 and trainer.data.done is not None
+    torch.testing.assert_close(trainer.data.next_state, trainer.data.state + 100.0)
+    with pytest.raises(ValueError, match="new rows must carry the session data"):
+        trainer.extend_data(easy_task(n=8))
+
+
+def test_data_without_what_the_objective_needs_is_refused() -> None:
+    from dataclasses import replace
+
+    returns = replace(easy_task(n=64), return_gamma=0.9)
+    with pytest.raises(ValueError, match=r"^bc needs the logged reward in the reward column; "
+                       r"the training data holds the return-to-go with gamma=0.9"):
+        Trainer(small(algorithm="bc"), returns, progress=False)
+    assert small(algorithm="bc").data_needs() == DataNeeds()

@@ -6,6 +6,14 @@ the kept rows with their weights in the temp table ``filter_weights`` for the ex
 The three SQL steps: bracket every partition's cut from a sample (cvar_filter.sql), find the
 exact cut inside the bracket (cvar_filter_band.sql, run again for partitions the sample missed),
 write the kept rows' weights (cvar_filter_weights.sql).
+
+``quality`` (issue 11) chooses the value ranked: ``reward`` (the paper's, the rows of
+``interactions`` as they are), ``return`` (the session's return-to-go with ``gamma``) or
+``advantage`` (that value minus its mean over the user's rows in the partition); the last two are
+written first to the temp table ``filter_signal`` (cvar_filter_signal.sql; definitions there and
+in drpo_core/warehouse/sessions.py), which the three steps then read. ``q`` needs a learned
+critic, which the SQL does not have: with kappa < 1 it is refused; kappa = 1 keeps every row
+(weight 1) and the trainer filters each batch by q. The choice is recorded in ``filter_runs``.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from dataclasses import dataclass
 
 import sql
 from drpo_core.warehouse.connection import Warehouse, WarehouseError
+from drpo_core.warehouse.sessions import build_sessions, check_gamma
 
 #: partition_by values and the SQL expression each stands for (the allow-list). Native types:
 #: a VARCHAR cast of every row's key would cost the filter a third of its time.
@@ -27,6 +36,12 @@ PARTITION_KEYS = {
     "segment": "hash(user_id) % CAST($n_segments AS UBIGINT)",
 }
 SQL_FILES = ("cvar_filter", "cvar_filter_band", "cvar_filter_weights")
+#: the quality signals the filter knows (issue 11); the SQL ranks all but q
+QUALITIES = ("reward", "return", "advantage", "q")
+#: what the steps read for a signal written to filter_signal: (rows, its interactions rowid)
+SIGNAL_ROWS = ("filter_signal", "row_id")
+REWARD_ROWS = ("interactions", "rowid")
+SESSIONS_JOIN = "JOIN window_sessions s ON s.row_id = i.rowid"
 
 
 class EmptyWindowError(WarehouseError):
@@ -53,6 +68,8 @@ class FilterReport:
     partition_by: str
     partitions: list[PartitionThreshold]
     sql_hash: str
+    quality: str = "reward"
+    gamma: float = 0.0
 
     @property
     def rows_in(self) -> int:
@@ -70,6 +87,29 @@ def check_kappa(kappa: float) -> float:
     return kappa
 
 
+def check_quality(quality: str, kappa: float) -> str:
+    """Refuse, in one line, a signal the SQL filter cannot rank by."""
+    if quality not in QUALITIES:
+        raise ValueError(f"quality must be one of {', '.join(QUALITIES)}, got {quality!r}")
+    if quality == "q" and kappa < 1.0:
+        raise ValueError(f"quality q needs a learned critic, which the SQL filter does not have: "
+                         f"kappa={kappa:g} < 1 cannot rank by it; use kappa = 1 (every row kept, "
+                         "the trainer filters each batch by q) or quality reward, return or "
+                         "advantage")
+    return quality
+
+
+def signal_expression(quality: str, gamma: float) -> tuple[str, str] | None:
+    """(the ranked value's SQL, the join it needs) for filter_signal; None: rank the logged
+    reward of interactions as it is (quality reward or q, or return at gamma = 0)."""
+    value, join = ("i.reward", "") if gamma == 0.0 else ("s.return_to_go", SESSIONS_JOIN)
+    if quality == "return" and gamma > 0.0:
+        return value, join
+    if quality == "advantage":
+        return f"{value} - avg({value}) OVER (PARTITION BY i.user_id, {{partition_key}})", join
+    return None
+
+
 @dataclass(frozen=True)
 class FilterSteps:
     """The three SQL steps of one filter run over a window, in order: ``bracket``, ``settle``,
@@ -81,15 +121,31 @@ class FilterSteps:
     kappa: float
     partition_by: str = "none"
     n_segments: int = 16
+    quality: str = "reward"
+    gamma: float = 0.0
 
-    def _run(self, name: str) -> None:
-        script = sql.load(name).replace("{partition_key}", PARTITION_KEYS[self.partition_by])
+    @property
+    def _signal(self) -> tuple[str, str] | None:
+        return signal_expression(self.quality, self.gamma)
+
+    def _run(self, name: str, fields: dict[str, str] | None = None) -> None:
+        rows, row_id = REWARD_ROWS if self._signal is None else SIGNAL_ROWS
+        script = sql.load(name)
+        for key, value in (fields or {}).items():  # allow-listed SQL, never values
+            script = script.replace("{" + key + "}", value)
+        script = (script.replace("{partition_key}", PARTITION_KEYS[self.partition_by])
+                  .replace("{rows}", rows).replace("{row_id}", row_id))
         params = {"start": self.start, "end": self.end, "kappa": self.kappa,
                   "n_segments": self.n_segments}
         self.wh.run_text(script, params, name)
 
     def bracket(self) -> None:
-        """filter_cuts: rows per partition and a sampled bracket around each cut."""
+        """filter_cuts: rows per partition and a sampled bracket around each cut (first the
+        ranked signal, filter_signal, unless it is the logged reward)."""
+        if (signal := self._signal) is not None:
+            if signal[1]:
+                build_sessions(self.wh, self.start, self.end, self.gamma)
+            self._run("cvar_filter_signal", {"signal": signal[0], "sessions": signal[1]})
         self._run("cvar_filter")
 
     def settle(self) -> int:
@@ -106,8 +162,12 @@ class FilterSteps:
 
 
 def cvar_filter(wh: Warehouse, start: dt.date, end: dt.date, kappa: float,
-                partition_by: str = "none", n_segments: int = 16) -> FilterReport:
+                partition_by: str = "none", n_segments: int = 16, quality: str = "reward",
+                gamma: float = 0.0) -> FilterReport:
+    """The top kappa of ``quality`` (with ``gamma``) in every partition of the window."""
     kappa = check_kappa(kappa)
+    quality = check_quality(quality, kappa)
+    gamma = check_gamma(gamma)
     if partition_by not in PARTITION_KEYS:
         raise ValueError(f"partition_by must be one of {', '.join(PARTITION_KEYS)}, "
                          f"got {partition_by!r}")
@@ -116,7 +176,7 @@ def cvar_filter(wh: Warehouse, start: dt.date, end: dt.date, kappa: float,
     if n_segments <= 0:
         raise ValueError(f"n_segments must be positive, got {n_segments}")
     check_window(wh, start, end)
-    steps = FilterSteps(wh, start, end, kappa, partition_by, n_segments)
+    steps = FilterSteps(wh, start, end, kappa, partition_by, n_segments, quality, gamma)
     steps.bracket()
     steps.settle()
     steps.weigh()
@@ -142,9 +202,11 @@ def record_filter_run(steps: FilterSteps) -> FilterReport:
     if not rows:
         raise EmptyWindowError(f"no interactions between {start} and {end}")
     report = FilterReport(uuid.uuid4().hex[:12], start, end, kappa, steps.partition_by,
-                          [PartitionThreshold(*r) for r in rows], sql.lineage_hash())
+                          [PartitionThreshold(*r) for r in rows], sql.lineage_hash(),
+                          steps.quality, steps.gamma)
     wh.run("cvar_filter_record", {
         "filter_id": report.filter_id, "start": start, "end": end, "kappa": kappa,
         "partition_by": report.partition_by, "sql_hash": report.sql_hash,
-        "partitions": [dataclasses.asdict(p) for p in report.partitions]})
+        "partitions": [dataclasses.asdict(p) for p in report.partitions],
+        "quality": report.quality, "gamma": report.gamma})
     return report

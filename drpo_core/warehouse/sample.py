@@ -27,6 +27,11 @@ cumulative sum does the same in SQL; it sorted the window twice and was 5-10x sl
   draw weights are multiplied by the rule's kept mass (sql/window_sample_kappa.sql), the same
   rows the in-memory trainer keeps with ``prepare``. The trainer refuses a sample drawn
   without it (a cut applied inside a with-replacement sample would rank duplicates).
+* Session data (issue 11): ``needs`` (an objective's ``DataNeeds``) puts the return-to-go in the
+  reward column (``return_gamma``; the dataset-level top kappa then ranks it too, as the
+  in-memory trainer's ``prepare`` ranks the exported reward) and adds next_state / done
+  (``transitions``), from the window's episode links (sql/window_sessions.sql), computed over
+  the whole window before the draw: a drawn row's next state is its episode's next row.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -45,9 +51,11 @@ import torch
 import sql
 from drpo_core.data import DrawnSample
 from drpo_core.filtering import CEIL_SLACK
+from drpo_core.objectives.base import DataNeeds
 from drpo_core.warehouse.connection import Warehouse, memory_limit
-from drpo_core.warehouse.cvar_filter import FilterSteps, check_kappa
+from drpo_core.warehouse.cvar_filter import FilterSteps, check_kappa, check_quality
 from drpo_core.warehouse.export import BATCH_ROWS, _view
+from drpo_core.warehouse.sessions import build_sessions, check_gamma, needs_sessions
 
 #: the rows a sample is drawn from, as (row_id, weight): an allow-list, never a value
 SOURCES = {
@@ -55,9 +63,16 @@ SOURCES = {
     False: ("SELECT rowid AS row_id, 1.0::DOUBLE AS weight FROM interactions "
             "WHERE event_date BETWEEN $start AND $end"),
 }
-_KAPPA_SOURCE = ("SELECT s.row_id, s.weight * CASE WHEN i.reward > c.cut THEN 1.0 ELSE c.share "
-                 "END AS weight FROM ({base}) s JOIN interactions i ON i.rowid = s.row_id, "
-                 "sample_cut c WHERE i.reward >= c.cut AND i.event_date BETWEEN $start AND $end")
+_KAPPA_SOURCE = ("SELECT s.row_id, s.weight * CASE WHEN {reward} > c.cut THEN 1.0 ELSE c.share "
+                 "END AS weight FROM ({base}) s JOIN interactions i ON i.rowid = s.row_id"
+                 "{sessions}, sample_cut c WHERE {reward} >= c.cut "
+                 "AND i.event_date BETWEEN $start AND $end")
+#: the session table's join (window_sessions ws, sessions.build_sessions) and the next row's
+_SESSIONS_JOIN = " JOIN window_sessions ws ON ws.row_id = i.rowid"
+_NEXT_JOIN = " JOIN interactions nx ON nx.rowid = ws.next_row_id"  # the row itself if done
+#: the sessions' part of the fingerprint when a sample needs them
+FINGERPRINT_SESSIONS = ("SELECT coalesce(sum(CAST(hash(row_id, return_to_go, next_row_id) "
+                        "AS HUGEINT)), 0) FROM window_sessions")
 #: the weights' part of the fingerprint (sql/window_fingerprint.sql), by ``filtered``
 FINGERPRINT_WEIGHTS = {
     True: ("(SELECT coalesce(sum(CAST(hash(row_id, weight) AS HUGEINT)), 0) "
@@ -92,23 +107,39 @@ def _check_filtered(wh: Warehouse, filtered: bool) -> None:
                          "(or pass filtered=False)")
 
 
-def window_fingerprint(wh: Warehouse, start: dt.date, end: dt.date, filtered: bool = True
-                       ) -> str:
-    """Content hash of the (filtered) window, computed in SQL (sql/window_fingerprint.sql)."""
+def window_fingerprint(wh: Warehouse, start: dt.date, end: dt.date, filtered: bool = True,
+                       needs: DataNeeds | None = None) -> str:
+    """Content hash of the (filtered) window, computed in SQL (sql/window_fingerprint.sql);
+    with session ``needs`` also of its episode links and return-to-go."""
+    needs = needs or DataNeeds()
+    if needs_sessions(needs):
+        build_sessions(wh, start, end, needs.return_gamma or 0.0)
+    return _fingerprint(wh, start, end, filtered, needs)
+
+
+def _fingerprint(wh: Warehouse, start: dt.date, end: dt.date, filtered: bool,
+                 needs: DataNeeds) -> str:
+    """window_fingerprint over the window_sessions already built for ``needs``."""
     _check_filtered(wh, filtered)
     dims = wh.dims()
     script = sql.load("window_fingerprint").replace("{weights}", FINGERPRINT_WEIGHTS[filtered])
     rows, content, weights = _fetchone(wh, script, {"start": start, "end": end})
-    h = hashlib.sha256(f"{rows}|{content}|{weights}|{dims}|{start}|{end}|{filtered}".encode())
-    return h.hexdigest()[:16]
+    key = f"{rows}|{content}|{weights}|{dims}|{start}|{end}|{filtered}"
+    if needs_sessions(needs):  # the default key is unchanged (run keys of earlier runs)
+        links = _fetchone(wh, FINGERPRINT_SESSIONS, {})[0]
+        key += f"|{needs.return_gamma}|{needs.transitions}|{links}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def weigh_window(wh: Warehouse, start: dt.date, end: dt.date, kappa: float,
-                 partition_by: str = "none") -> None:
+                 partition_by: str = "none", quality: str = "reward", gamma: float = 0.0
+                 ) -> None:
     """``filter_weights`` of cvar_filter without its lineage row, on any connection: the ranks
     of a distributed run open the warehouse read-only and each computes the (exact, hence
     identical) weights; the driver's ``cvar_filter`` records the run."""
-    steps = FilterSteps(wh, start, end, check_kappa(kappa), partition_by)
+    kappa = check_kappa(kappa)
+    steps = FilterSteps(wh, start, end, kappa, partition_by, 16, check_quality(quality, kappa),
+                        check_gamma(gamma))
     steps.bracket()
     steps.settle()
     steps.weigh()
@@ -121,21 +152,32 @@ def _fetchone(wh: Warehouse, statement: str, params: dict) -> tuple:
     return result.fetchone()
 
 
-def _dataset_cut(wh: Warehouse, params: dict, source: str, kappa: float) -> None:
+def _ranked(script: str, needs: DataNeeds) -> str:
+    """``script`` ranking the sample's reward column: the logged reward, or the return-to-go."""
+    if needs.return_gamma is None:
+        return script.replace("{reward}", "i.reward").replace("{sessions}", "")
+    return (script.replace("{reward}", "ws.return_to_go")
+            .replace("{sessions}", _SESSIONS_JOIN))
+
+
+def _dataset_cut(wh: Warehouse, params: dict, source: str, kappa: float,
+                 needs: DataNeeds) -> None:
     """sample_cut: the cut and tie share of an objective's top kappa over the source rows."""
     n = _fetchone(wh, f"SELECT count(*) FROM ({source}) WHERE weight > 0", params)[0]
     if n == 0:
         raise ValueError(f"no rows to sample between {params['start']} and {params['end']}")
     k = min(max(math.ceil(kappa * n - CEIL_SLACK), 1), n)
-    wh.run_text(_script("window_sample_kappa", source), params | {"kappa": kappa, "k": k},
-                "window_sample_kappa")
+    wh.run_text(_ranked(_script("window_sample_kappa", source), needs),
+                params | {"kappa": kappa, "k": k}, "window_sample_kappa")
 
 
 def draw_training_sample(wh: Warehouse, start: dt.date, end: dt.date, *, steps: int,
                          batch_size: int, seed: int, filtered: bool = True,
                          dataset_kappa: float | None = None, rank: int = 0,
-                         world_size: int = 1, batch_rows: int = BATCH_ROWS) -> DrawnSample:
-    """``steps x batch_size`` weighted draws with replacement; this rank's part as tensors."""
+                         world_size: int = 1, batch_rows: int = BATCH_ROWS,
+                         needs: DataNeeds | None = None) -> DrawnSample:
+    """``steps x batch_size`` weighted draws with replacement; this rank's part as tensors
+    (with ``needs``: the return-to-go as reward, next_state and done)."""
     if steps <= 0 or batch_size <= 0:
         raise ValueError(f"steps ({steps}) and batch_size ({batch_size}) must be positive")
     if batch_size % world_size or not 0 <= rank < world_size:
@@ -147,19 +189,22 @@ def draw_training_sample(wh: Warehouse, start: dt.date, end: dt.date, *, steps: 
     _check_filtered(wh, filtered)
     if dataset_kappa is not None and not 0.0 < dataset_kappa <= 1.0:
         raise ValueError(f"dataset_kappa must be in (0, 1], got {dataset_kappa}")
+    needs = needs or DataNeeds()
     with _capped(wh):
+        if needs_sessions(needs):
+            build_sessions(wh, start, end, needs.return_gamma or 0.0)
         return _draw(wh, start, end, steps, batch_size, seed, filtered, dataset_kappa, rank,
-                     world_size, batch_rows, dims)
+                     world_size, batch_rows, dims, needs)
 
 
 def _draw(wh: Warehouse, start: dt.date, end: dt.date, steps: int, batch_size: int, seed: int,
           filtered: bool, dataset_kappa: float | None, rank: int, world_size: int,
-          batch_rows: int, dims: tuple[int, int]) -> DrawnSample:
+          batch_rows: int, dims: tuple[int, int], needs: DataNeeds) -> DrawnSample:
     params = {"start": start, "end": end}
     source = SOURCES[filtered]
     if dataset_kappa is not None and dataset_kappa < 1.0:
-        _dataset_cut(wh, params, source, dataset_kappa)
-        source = _KAPPA_SOURCE.replace("{base}", source)
+        _dataset_cut(wh, params, source, dataset_kappa, needs)
+        source = _ranked(_KAPPA_SOURCE.replace("{base}", source), needs)
     n_draws = steps * batch_size
     wh.run_text(_script("window_sample", source), params, "window_sample")
     row_ids = _draw_rows(wh, np.random.default_rng(seed).random(n_draws), batch_rows)
@@ -174,15 +219,18 @@ def _draw(wh: Warehouse, start: dt.date, end: dt.date, steps: int, batch_size: i
     finally:
         wh.con.unregister("sample_draws_arrow")
     shard = batch_size // world_size
-    mine = _gather(wh, params, row_ids[(pos % batch_size) // shard == rank], dims, batch_rows)
+    mine = _gather(wh, params, row_ids[(pos % batch_size) // shard == rank],
+                   _fetched(dims, needs), batch_rows)
     if world_size == 1:
-        reward_all = mine[2].clone()
+        reward_all = mine["reward"].clone()
     else:
-        reward_all = _gather(wh, params, row_ids, dims, batch_rows, rewards_only=True)[0]
-    fingerprint = window_fingerprint(wh, start, end, filtered)
-    return DrawnSample(*mine, reward_all=reward_all, batch_size=batch_size, rank=rank,
+        reward_all = _gather(wh, params, row_ids, _fetched(dims, needs, rewards_only=True),
+                             batch_rows)["reward"]
+    fingerprint = _fingerprint(wh, start, end, filtered, needs)
+    return DrawnSample(**mine, reward_all=reward_all, batch_size=batch_size, rank=rank,
                        world_size=world_size, dataset_kappa=dataset_kappa,
-                       source=f"{fingerprint}|seed={seed}|kappa={dataset_kappa}")
+                       source=f"{fingerprint}|seed={seed}|kappa={dataset_kappa}",
+                       return_gamma=needs.return_gamma)
 
 
 def _weight_chunks(wh: Warehouse, batch_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -216,30 +264,50 @@ def _draw_rows(wh: Warehouse, u: np.ndarray, batch_rows: int) -> np.ndarray | No
     return rows
 
 
-def _gather(wh: Warehouse, params: dict, row_ids: np.ndarray, dims: tuple[int, int],
-            batch_rows: int, rewards_only: bool = False) -> tuple[torch.Tensor, ...]:
+@dataclass(frozen=True)
+class Fetched:
+    """What a draw fetches: name -> (SQL expression, width; 0 = a scalar), and the joins."""
+
+    columns: dict[str, tuple[str, int]]
+    joins: str = ""
+
+
+def _fetched(dims: tuple[int, int], needs: DataNeeds, rewards_only: bool = False) -> Fetched:
+    """The columns of a sample for ``needs`` (the rewards alone: every draw's, for reward_all)."""
+    reward = ("i.reward", 0) if needs.return_gamma is None else ("ws.return_to_go AS reward", 0)
+    joins = _SESSIONS_JOIN if needs.return_gamma is not None else ""
+    if rewards_only:
+        return Fetched({"reward": reward}, joins)
+    columns = {"state": ("i.state", dims[0]), "action": ("i.action", dims[1]), "reward": reward,
+               "behavior_logprob": ("i.behavior_logprob", 0)}
+    if needs.transitions:
+        columns |= {"next_state": ("nx.state AS next_state", dims[0]),
+                    "done": ("ws.done", 0)}
+        joins = _SESSIONS_JOIN + _NEXT_JOIN
+    return Fetched(columns, joins)
+
+
+def _gather(wh: Warehouse, params: dict, row_ids: np.ndarray, fetched: Fetched,
+            batch_rows: int) -> dict[str, torch.Tensor]:
     """The rows ``row_ids`` name, in that order (repeats included), as tensors.
 
     DuckDB returns each distinct row once, in no particular order (a hash join of the distinct
     ids against the window: no sort of wide rows, which would have to fit DuckDB's cap); the
     draw order is restored in numpy. Memory: the distinct rows plus the sample."""
-    d_state, d_action = dims
     distinct, inverse = np.unique(row_ids, return_inverse=True)
-    columns = ("reward",) if rewards_only else ("state", "action", "reward", "behavior_logprob")
-    widths = {"state": d_state, "action": d_action, "reward": 1, "behavior_logprob": 1}
-    out = {c: torch.empty(len(distinct), widths[c]) for c in columns}
+    widths = {c: w for c, (_, w) in fetched.columns.items()}
+    out = {c: torch.empty(len(distinct), max(w, 1)) for c, w in widths.items()}
+    script = (sql.load("window_sample_rows").replace("{joins}", fetched.joins)
+              .replace("{columns}", ", ".join(e for e, _ in fetched.columns.values())))
     wh.con.register("sample_rows_arrow", pa.table({"row_id": pa.array(distinct)}))
     try:
-        query = wh.con.sql(sql.load("window_sample_rows").replace(
-            "{columns}", ", ".join(f"i.{c}" for c in columns)), params=params)
         seen = 0
-        for batch in query.to_arrow_reader(batch_rows):
+        for batch in wh.con.sql(script, params=params).to_arrow_reader(batch_rows):
             at = torch.from_numpy(np.searchsorted(distinct, batch.column("row_id").to_numpy()))
-            for c in columns:
+            for c, width in widths.items():
                 col = batch.column(c)
-                if c in ("state", "action"):
-                    out[c][at] = _view(col.values if col.offset == 0 else col.flatten(),
-                                       widths[c])
+                if width:
+                    out[c][at] = _view(col.values if col.offset == 0 else col.flatten(), width)
                 else:
                     out[c][at, 0] = torch.from_numpy(
                         col.cast(pa.float32()).to_numpy(zero_copy_only=False))
@@ -249,4 +317,4 @@ def _gather(wh: Warehouse, params: dict, row_ids: np.ndarray, dims: tuple[int, i
     if seen != len(distinct):
         raise RuntimeError(f"sample fetch read {seen} rows, expected {len(distinct)}")
     index = torch.from_numpy(inverse.reshape(-1))
-    return tuple(out[c][index].squeeze(1) if widths[c] == 1 else out[c][index] for c in columns)
+    return {c: out[c][index] if w else out[c][index].squeeze(1) for c, w in widths.items()}
