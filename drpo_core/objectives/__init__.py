@@ -7,9 +7,10 @@ from typing import Any
 from drpo_core.objectives.apg import APG
 from drpo_core.objectives.asymre import AsymRe
 from drpo_core.objectives.awr import AWR
-from drpo_core.objectives.base import Batch, LossOutput, Objective, ObjectiveConfig
+from drpo_core.objectives.base import Batch, DataNeeds, LossOutput, Objective, ObjectiveConfig
 from drpo_core.objectives.bc import BC
 from drpo_core.objectives.bppo import BPPO
+from drpo_core.objectives.critic import LEARNED_QUALITIES, Quality
 from drpo_core.objectives.crr import CRR
 from drpo_core.objectives.drpo import DRPO, AdaptiveBC, DRPOExp
 from drpo_core.objectives.filtered_bc import FilteredBC
@@ -46,11 +47,14 @@ def make_objective(name: str, policy: GaussianPolicy,
 
 
 __all__ = [
+    "LEARNED_QUALITIES",
     "REGISTRY",
     "Batch",
+    "DataNeeds",
     "LossOutput",
     "Objective",
     "ObjectiveConfig",
+    "Quality",
     "algorithm_names",
     "make_config",
     "make_objective",

@@ -130,6 +130,23 @@ def global_weighted_sum(values: torch.Tensor, batch: Batch) -> torch.Tensor:
     return values.sum() * batch.world_size
 
 
+def weighted_log_likelihood_loss(policy: GaussianPolicy, batch: Batch, w_all: torch.Tensor,
+                                 count: torch.Tensor) -> torch.Tensor:
+    """L = -(1/count) sum_j w_j log pi(a_j | s_j) over the global batch's weights ``w_all``.
+
+    The policy runs on the rows that carry weight only (on CPU: gathered; on an accelerator the
+    whole shard under the weights, which needs no host synchronisation)."""
+    w = batch.local(w_all)
+    if w.device.type == "cpu":  # only the rows that carry weight reach the network
+        rows = w.nonzero().squeeze(1)
+        w = w[rows]
+        state, action = batch.take(rows)
+    else:
+        state, action = batch.state, batch.action
+    log_prob = policy.log_prob(state, action)
+    return -global_weighted_sum(w * log_prob, batch) / count
+
+
 class Objective(nn.Module):
     """Base class: subclasses set ``name`` and ``Config`` and implement ``loss``."""
 
@@ -199,6 +216,18 @@ class VNetwork(nn.Module):
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         return self.net(state).squeeze(-1).float()
+
+
+def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
+    """L_tau(u) = |tau - 1(u < 0)| u^2, averaged."""
+    weight = torch.where(diff < 0, 1.0 - expectile, expectile)
+    return (weight * diff.pow(2)).mean()
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, rate: float) -> None:
+    """target <- (1 - rate) target + rate online, parameter by parameter."""
+    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), rate)
 
 
 def exp_weights(advantage: torch.Tensor, temperature: float,

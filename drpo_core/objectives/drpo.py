@@ -7,6 +7,9 @@ Algorithm 1, per step on a batch of N rewards r:
   L = -(1/K) sum_{j in B_top} m_j Ã_j log pi(a_j | s_j)                  (step 6)
   (m_j = the row's kept mass: 1, or the tie share at the cut; std and means are m-weighted)
 
+r is the batch's quality signal (``quality``, objectives/critic.py): the logged reward by default
+(the paper's), or the session's return-to-go, the advantage r - V(s), or Q(s, a) (DRPO-Q).
+
 This is the truncated regression J = kappa^-1 E[(R - nu*)_+ log pi] of the CVaR dual (Sec. 4.2,
 App. F.2): every kept weight is >= 0, so no repulsive gradient ever reaches the policy.
 
@@ -37,16 +40,18 @@ from drpo_core.filtering import (
 )
 from drpo_core.objectives.base import (
     Batch,
+    DataNeeds,
     LossOutput,
     Objective,
     ObjectiveConfig,
     exp_weights,
-    global_weighted_sum,
+    weighted_log_likelihood_loss,
 )
+from drpo_core.objectives.critic import QualityConfig, make_critic, quality_data_needs
 from drpo_core.policy import GaussianPolicy
 
 
-class DRPOConfig(ObjectiveConfig):
+class DRPOConfig(QualityConfig):
     """DRPO: App. J table defaults."""
 
     controller: ControllerConfig = Field(default_factory=ControllerConfig,
@@ -66,6 +71,9 @@ class DRPOExpConfig(DRPOConfig):
 class _FilteredObjective(Objective):
     """Shared part: top-P filter on the global batch + controller update + metrics.
 
+    The filter, the controller and the weights act on the batch's quality signal (``quality``,
+    objectives/critic.py: the reward by default); with a learned one (advantage, q) the critic's
+    loss is added to the policy's and reported as ``critic/loss``.
     The loss runs the policy on the kept rows with a non-zero weight only (on CPU: gathered,
     about P N of the N rows; on an accelerator the whole shard under the weights, which needs
     no host synchronisation). Both give L = -(1/K) sum_j w_j log pi(a_j | s_j) (step 6).
@@ -74,6 +82,12 @@ class _FilteredObjective(Objective):
     def __init__(self, policy: GaussianPolicy, config: DRPOConfig) -> None:
         super().__init__(policy, config)
         self.controller = VarianceFeedbackController(config.controller)
+        self.critic = make_critic(config, policy)
+
+    @classmethod
+    def data_needs_of(cls, config: ObjectiveConfig) -> DataNeeds:
+        assert isinstance(config, QualityConfig)
+        return quality_data_needs(config)
 
     def weights(self, reward: torch.Tensor, kept: TopFilter,
                 sigma_top: torch.Tensor | None = None) -> torch.Tensor:
@@ -82,27 +96,34 @@ class _FilteredObjective(Objective):
         raise NotImplementedError
 
     def loss(self, batch: Batch, step: int) -> LossOutput:
-        r_all = batch.reward_all
+        quality, critic_loss = self.quality_signal(batch)
         keep_share = self.controller.keep_share.clone()
-        kept = self.controller.filter(r_all)
-        sigma_top = masked_std(r_all, kept.weight, kept.count)
-        ratio = self.controller.update(r_all, kept, sigma_top)  # the new P: from the next step
-        w = batch.local(self.weights(r_all, kept, sigma_top))
-        if w.device.type == "cpu":  # only the rows that carry weight reach the network
-            rows = w.nonzero().squeeze(1)
-            w = w[rows]
-            state, action = batch.take(rows)
-        else:
-            state, action = batch.state, batch.action
-        log_prob = self.policy.log_prob(state, action)
-        loss = -global_weighted_sum(w * log_prob, batch) / kept.count
+        kept = self.controller.filter(quality)
+        sigma_top = masked_std(quality, kept.weight, kept.count)
+        ratio = self.controller.update(quality, kept, sigma_top)  # the new P: from the next step
+        w_all = self.weights(quality, kept, sigma_top)
+        loss = weighted_log_likelihood_loss(self.policy, batch, w_all, kept.count)
         metrics = {
             "filter/keep_share": keep_share,
             "filter/nu": kept.nu,
             "filter/sigma_ratio": ratio,
             "filter/kept": kept.count,
         }
+        if critic_loss is not None:
+            loss = loss + critic_loss
+            metrics["critic/loss"] = critic_loss.detach()
         return LossOutput(loss, metrics)
+
+    def quality_signal(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The global batch's quality (detached) and the critic's loss (None without one)."""
+        if self.critic is None:  # reward, or return-to-go exported in the reward column
+            return batch.reward_all, None
+        return self.critic(batch)
+
+    @torch.no_grad()
+    def after_step(self, step: int) -> None:
+        if self.critic is not None:
+            self.critic.after_step()
 
 
 def _kept_mean(x: torch.Tensor, kept: TopFilter) -> torch.Tensor:
