@@ -189,3 +189,8 @@ def test_data_without_what_the_objective_needs_is_refused() -> None:
                        r"the training data holds the return-to-go with gamma=0.9"):
         Trainer(small(algorithm="bc"), returns, progress=False)
     assert small(algorithm="bc").data_needs() == DataNeeds()
+    cfg = small(algorithm="iql", objective={"gamma": 0.9})
+    assert cfg.data_needs().transitions
+    with pytest.raises(ValueError, match=r"^iql needs next_state and done .*no episode links"):
+        Trainer(cfg, easy_task(n=64), progress=False)
+    Trainer(cfg, linked(), progress=False)  # with the links it trains
