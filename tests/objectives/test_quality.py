@@ -3,25 +3,26 @@ CRR with gamma > 0 and target networks."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from drpo_core.objectives import Batch, DataNeeds, make_config, make_objective, objective_class
+from drpo_core.data import TrainingData
+from drpo_core.objectives import Batch, DataNeeds, make_config, objective_class
 from drpo_core.objectives.base import exp_weights
 from drpo_core.objectives.critic import AdvantageCritic, QCritic
-from drpo_core.policy import GaussianPolicy, PolicyConfig
 from drpo_core.trainer import TrainConfig, Trainer
 from tests.helpers import easy_task
-
-D_STATE, D_ACTION = 6, 2
-SMALL = PolicyConfig(hidden=(32,))
-
-
-def objective(name: str, **fields) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return make_objective(name, GaussianPolicy(D_STATE, D_ACTION, SMALL), fields)
+from tests.objectives.ddp_worker import (
+    D_ACTION,
+    D_STATE,
+    DDP_CASES,
+    ddp_steps,
+    objective,
+    transitions_batch,
+)
 
 
 def cohort_data(n: int = 640, n_cohorts: int = 4, seed: int = 0
@@ -74,18 +75,6 @@ def test_advantage_is_invariant_to_a_cohort_shift_where_reward_is_not() -> None:
     assert set(cohort[kept_a].tolist()) == {0, 1, 2, 3}
 
 
-def transitions_batch(n: int = 256, seed: int = 0, one_step: bool = False) -> Batch:
-    """Sessions of 4 steps (done on the 4th), next_state = the following row's state."""
-    g = torch.Generator().manual_seed(seed)
-    state = torch.randn(n, D_STATE, generator=g)
-    action = torch.randn(n, D_ACTION, generator=g)
-    reward = torch.rand(n, generator=g)
-    done = torch.ones(n) if one_step else ((torch.arange(n) % 4) == 3).float()
-    next_state = torch.where(done[:, None] > 0, state, state.roll(-1, dims=0))
-    return Batch(state, action, reward, torch.zeros(n), reward, next_state=next_state,
-                 done=done, generator=torch.Generator().manual_seed(seed))
-
-
 def train_on_batches(name: str, steps: int = 30, one_step: bool = False, **fields
                      ) -> list[float]:
     obj = objective(name, **fields)
@@ -131,6 +120,26 @@ def test_learned_signals_train_end_to_end_through_the_trainer(algorithm: str,
     first, last = result.history[0], result.history[-1]
     assert all(math.isfinite(v) for v in last.values())
     assert last["critic/loss"] < first["critic/loss"]
+
+
+def with_sessions(data: TrainingData, length: int) -> TrainingData:
+    """The rows as sessions of ``length`` consecutive rows (1 = one-step sessions)."""
+    done = ((torch.arange(data.n_rows) % length) == length - 1).float()
+    next_state = torch.where(done[:, None] > 0, data.state, data.state.roll(-1, dims=0))
+    return dataclasses.replace(data, next_state=next_state, done=done)
+
+
+@pytest.mark.parametrize(("algorithm", "objective_fields"), [
+    ("drpo", {"quality": "advantage"}), ("drpo", {"quality": "q"}), ("iql", {}), ("crr", {})])
+@pytest.mark.parametrize("length", [1, 4])
+def test_gamma_trains_through_the_trainer_on_sessions(algorithm: str, objective_fields,
+                                                      length: int) -> None:
+    cfg = TrainConfig(algorithm=algorithm, steps=40, batch_size=64, log_every=20,
+                      checkpoint_every=20, device="cpu", policy={"hidden": (32,)},
+                      objective={"gamma": 0.9, **objective_fields})
+    assert cfg.data_needs().transitions
+    result = Trainer(cfg, with_sessions(easy_task(n=512), length), progress=False).fit()
+    assert all(math.isfinite(v) for v in result.history[-1].values())
 
 
 def test_filtered_bc_with_a_learned_signal_cuts_every_batch_not_the_dataset() -> None:
@@ -236,3 +245,21 @@ def test_bandit_iql_and_crr_have_no_target_networks_and_their_former_loss() -> N
     w = exp_weights(advantage, 1.0, 20.0)
     expected = -(w * crr.policy.log_prob(s, a)).mean() + (r - q).pow(2).mean()
     assert torch.equal(got, expected)
+
+
+# ---- data parallel: the learned signal of the global batch -----------------------------------
+def test_two_ranks_rank_the_global_batch_by_the_gathered_signal(tmp_path) -> None:
+    """Each rank evaluates the critic on its shard; the all-gathered signal ranks the global
+    batch: the gradients averaged over two gloo ranks equal one process's (advantage with
+    gamma 0.9, and q)."""
+    import torch.multiprocessing as mp
+
+    ddp_steps(0, 1, str(tmp_path / "unused"), str(tmp_path / "one.pt"))
+    mp.spawn(ddp_steps, args=(2, str(tmp_path / "init"), str(tmp_path / "two.pt")), nprocs=2)
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    assert len(one) == len(DDP_CASES)
+    for case_one, case_two in zip(one, two, strict=True):
+        for a, b in zip(case_one["grads"], case_two["grads"], strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+        assert any(bool(g.abs().sum() > 0) for g in case_one["grads"])
+        torch.testing.assert_close(case_two["keep_share"], case_one["keep_share"])
