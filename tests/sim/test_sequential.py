@@ -124,3 +124,21 @@ def test_interest_drifts_toward_watched_items_and_the_state_shows_the_session() 
     frozen.advance(rows, item, np.full(50, 0.8))
     np.testing.assert_allclose(frozen.interests, u0, atol=1e-6)
     assert np.array_equal(start.interests, world.interest0[users])  # the world is not moved
+
+
+def test_gymnasium_env_plays_a_session_until_the_budget_runs_out() -> None:
+    from drpo_core.sim.env import RecSimEnv
+
+    env = RecSimEnv(scenario_config("medium", sessions="sequential", **SMALL), n_users=20)
+    state, _ = env.reset(seed=3)
+    steps, total, done = 0, 0.0, False
+    while not done:
+        assert state.shape == (8,) and np.isfinite(state).all()
+        state, reward, done, truncated, info = env.step(env.world.items[steps % 5])
+        steps, total = steps + 1, total + reward
+        assert not truncated and reward >= 0.0 and info["step"] == steps
+        assert reward == pytest.approx(info["activity"] * info["watch_minutes"])
+        assert done == (info["minutes_left"] <= 0)
+    assert 1 < steps <= max_steps(env.world) and total > 0
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(env.world.items[0])
