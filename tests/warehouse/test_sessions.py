@@ -349,3 +349,30 @@ def test_parquet_logs_get_the_same_session_columns(tmp_path) -> None:
     assert links_only.return_gamma is None and links_only.done is not None
     plain = load_training_logs(tmp_path / "logs")
     assert plain.next_state is None and plain.fingerprint() != links_only.fingerprint()
+
+
+def test_simulated_sessions_export_alike_from_the_warehouse_and_from_parquet(tmp_path) -> None:
+    from drpo_core.sim import LogSimulator, scenario_config
+    from drpo_core.warehouse.ingest import ingest_partition
+
+    logs = tmp_path / "logs"
+    LogSimulator(scenario_config("medium", d=6, n_items=100, n_users=50,
+                                 sessions="sequential")).write(
+        logs, DAY, days=1, rows_per_day=300, progress=False)
+    table = pq.read_table(logs / f"event_date={DAY.isoformat()}" / "part-0.parquet")
+    episode, step, event_id, reward = columns(table)
+    assert len(np.unique(episode)) < table.num_rows  # multi-step sessions
+    with open_warehouse(tmp_path / "wh.duckdb") as wh:
+        ingest_partition(wh, logs, DAY)
+        stored = export_window(wh, DAY, DAY, filtered=False, needs=NEEDS)
+    parquet = load_training_logs(logs, needs=NEEDS)  # file order = (event_date, event_id)
+    order = np.argsort(event_id, kind="stable")
+    rtg, nxt, done = reference(episode, step, event_id, reward, 0.9)
+    torch.testing.assert_close(stored.reward, torch.from_numpy(rtg[order].astype(np.float32)))
+    torch.testing.assert_close(stored.done, torch.from_numpy(done[order]))
+    assert stored.done.sum() == len(np.unique(episode))
+    state = np.stack(table.column("state").to_numpy(zero_copy_only=False)).astype(np.float32)
+    torch.testing.assert_close(stored.next_state, torch.from_numpy(state[nxt[order]]))
+    for name in ("state", "reward", "next_state", "done"):
+        torch.testing.assert_close(getattr(parquet, name)[torch.from_numpy(order)],
+                                   getattr(stored, name))
