@@ -83,6 +83,12 @@ def train(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     start_date: Annotated[str | None, typer.Option(help="first event_date used")] = None,
     end_date: Annotated[str | None, typer.Option(help="last event_date used")] = None,
+    quality: Annotated[str | None, typer.Option(
+        help="what the filter ranks (drpo, drpo_exp, adaptive_bc, filtered_bc): reward | "
+        "advantage | q | return; default: the objective's (reward)")] = None,
+    gamma: Annotated[float | None, typer.Option(
+        help="discount of return, and of the critics' targets (advantage, q, iql, crr); "
+        "0 = the bandit case")] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="objective field key=value (e.g. --set temperature=0.1)"),
@@ -97,9 +103,10 @@ def train(
     from drpo_core.trainer import CheckpointError, NonFiniteLossError
     from drpo_core.training_run import run_training
 
+    named = {k: v for k, v in (("quality", quality), ("gamma", gamma)) if v is not None}
     config = train_config(algorithm, steps, batch_size, seed, device=device,
-                          objective=parse_overrides(set_ or []))
-    window = _load_logs(data, start_date, end_date)
+                          objective={**parse_overrides(set_ or []), **named})
+    window = _load_logs(data, start_date, end_date, config.data_needs())
     if os.environ.get("WORLD_SIZE") is None:
         torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     try:
@@ -113,13 +120,16 @@ def train(
                    f"steps -> {out.policy_path}\n  {shown}")
 
 
-def _load_logs(data: Path, start_date: str | None, end_date: str | None) -> Any:
-    """The logs' rows as tensors, their dimensions checked against the Parquet metadata."""
-    from drpo_core.data import load_training_data, log_metadata
+def _load_logs(data: Path, start_date: str | None, end_date: str | None,
+               needs: Any = None) -> Any:
+    """The logs' rows as tensors (plus the return-to-go or episode links ``needs`` asks for),
+    their dimensions checked against the Parquet metadata."""
+    from drpo_core.data import log_metadata
+    from drpo_core.warehouse.sessions import load_training_logs
 
     (d_state, d_action), _ = log_metadata(data)
-    window = load_training_data(data, start_date and parse_date(start_date, "start_date"),
-                                end_date and parse_date(end_date, "end_date"))
+    window = load_training_logs(data, start_date and parse_date(start_date, "start_date"),
+                                end_date and parse_date(end_date, "end_date"), needs)
     for name, meta, actual in (("state", d_state, window.d_state),
                                ("action", d_action, window.d_action)):
         if meta is not None and meta != actual:

@@ -152,3 +152,31 @@ def test_train_on_a_non_finite_value_names_file_row_and_column(tmp_path, column,
                                 "value; training needs finite values (drpo ingest "
                                 "quarantines such rows)")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("sessions", "runs"), [
+    ("bandit", (("advantage", "0.9"), ("q", "0"))),      # one-step sessions: done = 1 everywhere
+    ("sequential", (("advantage", "0.9"), ("q", "0.9"))),
+])
+def test_train_with_a_learned_quality_on_any_contract_logs(
+        tmp_path, sessions: str, runs: tuple[tuple[str, str], ...]) -> None:
+    """`--quality advantage` and `--quality q` train on one-step logs (the bandit case) and on
+    multi-step sessions (gamma > 0 exports next_state/done from the episode links)."""
+    logs = tmp_path / "logs"
+    r = drpo("lab", "simulate", "--out", str(logs), "--days", "1", "--rows-per-day", "1500",
+             "--set", "d=8", "--set", "n_items=200", "--set", f"sessions={sessions}",
+             "--no-progress")
+    assert r.exit_code == 0, r.output
+    for quality, gamma in runs:
+        run = tmp_path / f"run-{quality}-{gamma}"
+        r = drpo("lab", "train", "--data", str(logs), "--output", str(run), "--steps", "30",
+                 "--batch-size", "64", "--quality", quality, "--gamma", gamma, "--no-progress")
+        assert r.exit_code == 0, r.output
+        assert "critic/loss" in r.output and "nan" not in r.output.lower()
+        saved = json.loads((run / "config.json").read_text())
+        assert saved["objective"]["quality"] == quality
+        assert saved["objective"]["gamma"] == float(gamma)
+    r = drpo("lab", "train", "--data", str(logs), "--output", str(tmp_path / "bad"),
+             "--quality", "clicks", "--no-progress")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    assert "quality" in r.output and not (tmp_path / "bad").exists()
