@@ -1,6 +1,6 @@
 -- cvar_filter_signal.sql: the value the CVaR filter ranks when it is not the logged reward
 -- (issue 11's quality signal; cvar_filter.sql then reads this table instead of interactions).
--- G is the row's return-to-go with gamma (window_sessions.return_to_go, sql/window_sessions.sql);
+-- G is the row's return-to-go with gamma (window_returns.return_to_go, sql/window_returns.sql);
 -- at gamma = 0, G is the logged reward and no session table is read.
 -- * quality = return: G.
 -- * quality = advantage: G minus the mean of G over the window's rows of the same user_id in
@@ -12,7 +12,7 @@
 -- Ties and weights are then those of the reward today (Theorem 4.1's rule in cvar_filter*.sql).
 -- Parameters: $start, $end (DATE), $n_segments (INTEGER, segment partitions).
 -- Template fields (allow-lists in drpo_core/warehouse/cvar_filter.py, never values):
---   {signal} - the value's SQL expression; {sessions} - the join of window_sessions, or nothing;
+--   {signal} - the value's SQL expression; {sessions} - the join of window_returns, or nothing;
 --   {partition_key} - the partition's SQL expression (as in cvar_filter.sql).
 -- Creates: TEMP TABLE filter_signal (row_id = interactions.rowid, event_date, user_id, reward =
 --   the signal), read by cvar_filter*.sql through their {rows} field.

@@ -5,12 +5,12 @@
 -- share (kappa n - rows_above) / rows_at of it, rows below none. The rows are counted, not
 -- weighted, exactly as the in-memory trainer's prepare() does on the exported rows.
 -- The value ranked is the row's reward as the sample carries it: the logged reward, or with
--- DataNeeds.return_gamma its return-to-go (window_sessions ws, sql/window_sessions.sql), as the
+-- DataNeeds.return_gamma its return-to-go (window_returns wr, sql/window_returns.sql), as the
 -- in-memory trainer ranks the exported reward column.
 -- Parameters: $start, $end (DATE), $kappa (DOUBLE in (0, 1)), $k (BIGINT, ceil(kappa n)).
 -- Template fields (allow-lists in drpo_core/warehouse/sample.py, not values): {source} - a query
---   of (row_id, weight); {reward} - i.reward or ws.return_to_go; {sessions} - nothing or the
---   join of window_sessions ws.
+--   of (row_id, weight); {reward} - i.reward or wr.return_to_go; {sessions} - nothing or the
+--   join of window_returns wr.
 -- Creates: TEMP TABLE sample_cut (cut, share), one row.
 
 CREATE OR REPLACE TEMP TABLE sample_cut AS

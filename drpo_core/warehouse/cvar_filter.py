@@ -41,7 +41,7 @@ QUALITIES = ("reward", "return", "advantage", "q")
 #: what the steps read for a signal written to filter_signal: (rows, its interactions rowid)
 SIGNAL_ROWS = ("filter_signal", "row_id")
 REWARD_ROWS = ("interactions", "rowid")
-SESSIONS_JOIN = "JOIN window_sessions s ON s.row_id = i.rowid"
+SESSIONS_JOIN = "JOIN window_returns s ON s.row_id = i.rowid"
 
 
 class EmptyWindowError(WarehouseError):

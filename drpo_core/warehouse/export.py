@@ -28,19 +28,19 @@ BATCH_ROWS = 262_144
 _COLUMNS = "i.state, i.action, i.reward, i.behavior_logprob"
 
 
-#: the session columns and joins of ``needs`` (window_sessions ws of the same connection)
-_RETURN = "i.state, i.action, ws.return_to_go AS reward, i.behavior_logprob"
+#: the session columns and joins of ``needs`` (sessions.build_sessions on the same connection)
+_RETURN = "i.state, i.action, wr.return_to_go AS reward, i.behavior_logprob"
 _LINKS = ", nx.state AS next_state, ws.done"
-_SESSIONS_JOIN = " JOIN window_sessions ws ON ws.row_id = i.rowid"
-_NEXT_JOIN = " JOIN interactions nx ON nx.rowid = ws.next_row_id"  # the row itself if done
+_RETURNS_JOIN = " JOIN window_returns wr ON wr.row_id = i.rowid"
+_LINKS_JOIN = (" JOIN window_sessions ws ON ws.row_id = i.rowid"
+               " JOIN interactions nx ON nx.rowid = ws.next_row_id")  # the row itself if done
 
 
 def window_query(filtered: bool, needs: DataNeeds | None = None) -> str:
     needs = needs or DataNeeds()
-    columns = _COLUMNS if needs.return_gamma is None else _RETURN
-    joins = _SESSIONS_JOIN if needs_sessions(needs) else ""
+    columns, joins = (_COLUMNS, "") if needs.return_gamma is None else (_RETURN, _RETURNS_JOIN)
     if needs.transitions:
-        columns, joins = columns + _LINKS, joins + _NEXT_JOIN
+        columns, joins = columns + _LINKS, joins + _LINKS_JOIN
     if filtered:  # the rows kept by cvar_filter, with their weights (same connection)
         return (f"SELECT {columns}, f.weight FROM interactions i JOIN filter_weights f "
                 f"ON i.rowid = f.row_id{joins} WHERE i.event_date BETWEEN $start AND $end "
@@ -64,7 +64,7 @@ def export_window(wh: Warehouse, start: dt.date, end: dt.date, filtered: bool = 
         raise ValueError(f"database {wh.path} has no interactions yet")
     needs = needs or DataNeeds()
     if needs_sessions(needs):
-        build_sessions(wh, start, end, needs.return_gamma or 0.0)
+        build_sessions(wh, start, end, needs.return_gamma)
     params = {"start": start, "end": end}
     query = window_query(filtered, needs)
     n = wh.con.execute(f"SELECT count(*) FROM ({query})", params).fetchall()[0][0]

@@ -67,12 +67,15 @@ _KAPPA_SOURCE = ("SELECT s.row_id, s.weight * CASE WHEN {reward} > c.cut THEN 1.
                  "END AS weight FROM ({base}) s JOIN interactions i ON i.rowid = s.row_id"
                  "{sessions}, sample_cut c WHERE {reward} >= c.cut "
                  "AND i.event_date BETWEEN $start AND $end")
-#: the session table's join (window_sessions ws, sessions.build_sessions) and the next row's
-_SESSIONS_JOIN = " JOIN window_sessions ws ON ws.row_id = i.rowid"
-_NEXT_JOIN = " JOIN interactions nx ON nx.rowid = ws.next_row_id"  # the row itself if done
-#: the sessions' part of the fingerprint when a sample needs them
-FINGERPRINT_SESSIONS = ("SELECT coalesce(sum(CAST(hash(row_id, return_to_go, next_row_id) "
-                        "AS HUGEINT)), 0) FROM window_sessions")
+#: the joins of the session tables (sessions.build_sessions): returns, links and the next row
+_RETURNS_JOIN = " JOIN window_returns wr ON wr.row_id = i.rowid"
+_LINKS_JOIN = (" JOIN window_sessions ws ON ws.row_id = i.rowid"
+               " JOIN interactions nx ON nx.rowid = ws.next_row_id")  # the row itself if done
+#: the sessions' part of the fingerprint when a sample needs them (links, then returns)
+FINGERPRINT_SESSIONS = ("SELECT coalesce(sum(CAST(hash(row_id, next_row_id) AS HUGEINT)), 0) "
+                        "FROM window_sessions")
+FINGERPRINT_RETURNS = ("SELECT coalesce(sum(CAST(hash(row_id, return_to_go) AS HUGEINT)), 0) "
+                       "FROM window_returns")
 #: the weights' part of the fingerprint (sql/window_fingerprint.sql), by ``filtered``
 FINGERPRINT_WEIGHTS = {
     True: ("(SELECT coalesce(sum(CAST(hash(row_id, weight) AS HUGEINT)), 0) "
@@ -113,13 +116,13 @@ def window_fingerprint(wh: Warehouse, start: dt.date, end: dt.date, filtered: bo
     with session ``needs`` also of its episode links and return-to-go."""
     needs = needs or DataNeeds()
     if needs_sessions(needs):
-        build_sessions(wh, start, end, needs.return_gamma or 0.0)
+        build_sessions(wh, start, end, needs.return_gamma)
     return _fingerprint(wh, start, end, filtered, needs)
 
 
 def _fingerprint(wh: Warehouse, start: dt.date, end: dt.date, filtered: bool,
                  needs: DataNeeds) -> str:
-    """window_fingerprint over the window_sessions already built for ``needs``."""
+    """window_fingerprint over the session tables already built for ``needs``."""
     _check_filtered(wh, filtered)
     dims = wh.dims()
     script = sql.load("window_fingerprint").replace("{weights}", FINGERPRINT_WEIGHTS[filtered])
@@ -127,7 +130,9 @@ def _fingerprint(wh: Warehouse, start: dt.date, end: dt.date, filtered: bool,
     key = f"{rows}|{content}|{weights}|{dims}|{start}|{end}|{filtered}"
     if needs_sessions(needs):  # the default key is unchanged (run keys of earlier runs)
         links = _fetchone(wh, FINGERPRINT_SESSIONS, {})[0]
-        key += f"|{needs.return_gamma}|{needs.transitions}|{links}"
+        returns = (None if needs.return_gamma is None
+                   else _fetchone(wh, FINGERPRINT_RETURNS, {})[0])
+        key += f"|{needs.return_gamma}|{needs.transitions}|{links}|{returns}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -156,8 +161,8 @@ def _ranked(script: str, needs: DataNeeds) -> str:
     """``script`` ranking the sample's reward column: the logged reward, or the return-to-go."""
     if needs.return_gamma is None:
         return script.replace("{reward}", "i.reward").replace("{sessions}", "")
-    return (script.replace("{reward}", "ws.return_to_go")
-            .replace("{sessions}", _SESSIONS_JOIN))
+    return (script.replace("{reward}", "wr.return_to_go")
+            .replace("{sessions}", _RETURNS_JOIN))
 
 
 def _dataset_cut(wh: Warehouse, params: dict, source: str, kappa: float,
@@ -192,7 +197,7 @@ def draw_training_sample(wh: Warehouse, start: dt.date, end: dt.date, *, steps: 
     needs = needs or DataNeeds()
     with _capped(wh):
         if needs_sessions(needs):
-            build_sessions(wh, start, end, needs.return_gamma or 0.0)
+            build_sessions(wh, start, end, needs.return_gamma)
         return _draw(wh, start, end, steps, batch_size, seed, filtered, dataset_kappa, rank,
                      world_size, batch_rows, dims, needs)
 
@@ -274,8 +279,8 @@ class Fetched:
 
 def _fetched(dims: tuple[int, int], needs: DataNeeds, rewards_only: bool = False) -> Fetched:
     """The columns of a sample for ``needs`` (the rewards alone: every draw's, for reward_all)."""
-    reward = ("i.reward", 0) if needs.return_gamma is None else ("ws.return_to_go AS reward", 0)
-    joins = _SESSIONS_JOIN if needs.return_gamma is not None else ""
+    reward = ("i.reward", 0) if needs.return_gamma is None else ("wr.return_to_go AS reward", 0)
+    joins = _RETURNS_JOIN if needs.return_gamma is not None else ""
     if rewards_only:
         return Fetched({"reward": reward}, joins)
     columns = {"state": ("i.state", dims[0]), "action": ("i.action", dims[1]), "reward": reward,
@@ -283,7 +288,7 @@ def _fetched(dims: tuple[int, int], needs: DataNeeds, rewards_only: bool = False
     if needs.transitions:
         columns |= {"next_state": ("nx.state AS next_state", dims[0]),
                     "done": ("ws.done", 0)}
-        joins = _SESSIONS_JOIN + _NEXT_JOIN
+        joins += _LINKS_JOIN
     return Fetched(columns, joins)
 
 

@@ -1,9 +1,10 @@
 """Sessions (issue 11): return-to-go and episode links of the training rows, in SQL.
 
-One SQL file (sql/window_sessions.sql) computes, for every row of a window, its position in its
-episode, its discounted return-to-go and the row that follows it, over the warehouse
-(``build_sessions``) or over Parquet logs read into Arrow (``load_training_logs``, the path of
-``drpo lab train``): one source of truth for both.
+Two SQL files compute, for every row of a window, its position in its episode and the row that
+follows it (sql/window_sessions.sql, one sort of the window) and, when asked, its discounted
+return-to-go (sql/window_returns.sql), over the warehouse (``build_sessions``) or over Parquet
+logs read into Arrow (``load_training_logs``, the path of ``drpo lab train``): one source of
+truth for both.
 
 Definitions (also in the SQL file's header):
 
@@ -60,7 +61,7 @@ def check_gamma(gamma: float) -> float:
 
 
 def block_size(gamma: float) -> int:
-    """Positions per block of window_sessions.sql: B = floor(150 / -log10 gamma) + 1, the most
+    """Positions per block of window_returns.sql: B = floor(150 / -log10 gamma) + 1, the most
     with gamma^(B - 1) >= 1e-150 (1 for gamma = 0). Then B > 150 / -log10 gamma, so the terms the
     SQL leaves out, more than 3 B positions ahead, weigh gamma^(3 B + 1) < 1e-450."""
     gamma = check_gamma(gamma)
@@ -73,19 +74,24 @@ def block_size(gamma: float) -> int:
 
 
 def needs_sessions(needs: DataNeeds) -> bool:
-    """Whether ``needs`` asks for anything window_sessions.sql computes."""
+    """Whether ``needs`` asks for anything window_sessions.sql / window_returns.sql compute."""
     return needs.return_gamma is not None or needs.transitions
 
 
-def _run_sessions(wh: Warehouse, rows: str, gamma: float, params: dict) -> None:
+def _run_sessions(wh: Warehouse, rows: str, gamma: float | None, params: dict) -> None:
     script = sql.load("window_sessions").replace("{rows}", SESSION_ROWS[rows])
-    wh.run_text(script, params | {"gamma": gamma, "block": block_size(gamma)}, "window_sessions")
+    wh.run_text(script, params, "window_sessions")
+    if gamma is not None:
+        wh.run("window_returns", {"gamma": gamma, "block": block_size(gamma)})
 
 
-def build_sessions(wh: Warehouse, start: dt.date, end: dt.date, gamma: float = 0.0) -> None:
-    """TEMP TABLE window_sessions (row_id = interactions.rowid, episode_pos, return_to_go,
-    next_row_id, done) over the window's rows, on this connection."""
-    _run_sessions(wh, "window", check_gamma(gamma), {"start": start, "end": end})
+def build_sessions(wh: Warehouse, start: dt.date, end: dt.date, gamma: float | None = None
+                   ) -> None:
+    """On this connection, over the window's rows: TEMP TABLE window_sessions (row_id =
+    interactions.rowid, episode_id, reward, episode_pos, next_row_id, done) and, with a
+    ``gamma``, TEMP TABLE window_returns (row_id, return_to_go)."""
+    _run_sessions(wh, "window", None if gamma is None else check_gamma(gamma),
+                  {"start": start, "end": end})
 
 
 def session_arrays(episode: pa.Table, gamma: float = 0.0
@@ -100,8 +106,9 @@ def session_arrays(episode: pa.Table, gamma: float = 0.0
         wh = Warehouse(con, Path(":memory:"), False)
         con.register("session_rows_arrow", rows)
         _run_sessions(wh, "arrow", check_gamma(gamma), {})
-        out = con.sql("SELECT row_id, return_to_go, next_row_id, done FROM window_sessions "
-                      "ORDER BY row_id").to_arrow_table()
+        out = con.sql("SELECT s.row_id, r.return_to_go, s.next_row_id, s.done "
+                      "FROM window_sessions s JOIN window_returns r USING (row_id) "
+                      "ORDER BY s.row_id").to_arrow_table()
     finally:
         con.close()
     if out.num_rows != n:
@@ -115,7 +122,7 @@ def load_training_logs(path: Path, start: dt.date | None = None, end: dt.date | 
                        needs: DataNeeds | None = None) -> TrainingData:
     """``drpo_core.data.load_training_data`` plus what ``needs`` asks for: the return-to-go in
     the reward column (``return_gamma``) and next_state / done (``transitions``), computed by
-    window_sessions.sql over the logs' rows in the date range."""
+    window_sessions.sql and window_returns.sql over the logs' rows in the date range."""
     needs = needs or DataNeeds()
     if not needs_sessions(needs):
         return table_to_training_data(read_training_table(path, start, end))

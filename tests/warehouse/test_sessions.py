@@ -101,8 +101,9 @@ def insert(wh, table: pa.Table) -> None:
 def sql_sessions(wh) -> dict[str, tuple[float, str | None, float]]:
     """event_id -> (return_to_go, next event_id (its own when done), done) from
     window_sessions."""
-    rows = wh.query("SELECT i.event_id, s.return_to_go, n.event_id, s.done "
-                    "FROM window_sessions s JOIN interactions i ON i.rowid = s.row_id "
+    rows = wh.query("SELECT i.event_id, r.return_to_go, n.event_id, s.done "
+                    "FROM window_sessions s JOIN window_returns r USING (row_id) "
+                    "JOIN interactions i ON i.rowid = s.row_id "
                     "JOIN interactions n ON n.rowid = s.next_row_id")
     return {e: (g, nxt, d) for e, g, nxt, d in rows}
 
