@@ -208,14 +208,18 @@ def test_advantage_filter_is_invariant_to_a_per_user_constant(warehouse, partiti
     assert raw0.keys() != raw1.keys()  # the raw-reward filter follows the shifted user
 
 
-def test_advantage_is_reward_minus_the_users_mean_in_the_partition(warehouse) -> None:
+@pytest.mark.parametrize("gamma", [0.0, 0.9])
+def test_advantage_is_the_value_minus_the_users_mean_in_the_partition(warehouse, gamma) -> None:
+    """advantage = G - mean of G over the user's rows in the partition; G = r at gamma = 0,
+    else the return-to-go (of the episode's rows in the window)."""
     table = heavy_user_table(6)
     insert(warehouse, table)
     cvar_filter(warehouse, DAY, DAY + dt.timedelta(days=1), 0.5, "event_date",
-                quality="advantage")
+                quality="advantage", gamma=gamma)
     got = dict(warehouse.query("SELECT i.event_id, s.reward FROM filter_signal s "
                                "JOIN interactions i ON i.rowid = s.row_id"))
-    frame = table.select(["event_id", "user_id", "event_date", "reward"]).to_pandas()
+    frame = table.select(["event_id", "user_id", "event_date"]).to_pandas()
+    frame["reward"] = reference(*columns(table), gamma)[0]
     mean = frame.groupby(["user_id", "event_date"])["reward"].transform("mean")
     expected = dict(zip(frame["event_id"], frame["reward"] - mean, strict=True))
     assert got.keys() == expected.keys()
