@@ -26,6 +26,7 @@ TITLES = {
     "kappa_sweep": "SQL pre-filter (Theorem 4.1) in front of Algorithm 1",
     "investigation": "Investigation: where our run disagrees with the paper, and why",
     "conditions": "Conditions: where DRPO is worth choosing",
+    "quality": "Quality signals: what DRPO filters on (heavy users, sessions)",
 }
 #: Figures next to their tables (paths relative to docs/). rq1 draws its own while it runs; the
 #: others are drawn by ``write`` from results.json (``figure`` of the part's module).

@@ -2,8 +2,8 @@
 
 Parts: Table 1 (RQ2), Fig. 2 (RQ1), Fig. 3 (noise injection), Table 2 (ablation), App. K
 (fixed ratios), Fig. 4 (offline-to-online, our protocol), the SQL kappa sweep, the
-investigation of where our run disagrees with the paper, and the conditions table (where DRPO
-is worth choosing).
+investigation of where our run disagrees with the paper, the conditions table (where DRPO
+is worth choosing) and the quality signals (what DRPO filters on, issue 11).
 
 ``--only`` reruns some parts and merges them into the output folder's ``results.json`` when it
 holds a study of the same size (the other parts' numbers and seconds stay). ``jobs`` runs parts
@@ -28,6 +28,7 @@ from drpo_core.experiments import (
     kappa_sweep,
     noise,
     online,
+    quality,
     rq1,
     table1,
 )
@@ -36,9 +37,9 @@ from drpo_core.experiments.study import FULL, QUICK, StudySize, set_threads
 PARTS: dict[str, ModuleType] = {
     "table1": table1, "rq1": rq1, "noise": noise, "ablation": ablation,
     "fixed_ratios": fixed_ratios, "online": online, "kappa_sweep": kappa_sweep,
-    "investigation": investigation, "conditions": conditions}
+    "investigation": investigation, "conditions": conditions, "quality": quality}
 #: Longest parts first, so parallel workers finish together.
-ORDER = ("table1", "conditions", "fixed_ratios", "investigation", "noise", "ablation",
+ORDER = ("table1", "conditions", "quality", "fixed_ratios", "investigation", "noise", "ablation",
          "kappa_sweep", "online", "rq1")
 
 

@@ -23,7 +23,9 @@ KEYS = {"table1": ("scenario", "algorithm"), "noise": ("algorithm", "noise_ratio
         "noise_references": ("world", "reference"),
         "fixed_ratios_references": ("condition", "reference"),
         "kappa_sweep_references": ("scenario", "reference"),
-        "online_references": ("world", "reference")}
+        "online_references": ("world", "reference"),
+        "quality": ("condition", "method"), "quality_references": ("condition", "reference"),
+        "quality_paired": ("condition", "versus", "method")}
 INVESTIGATION_KEYS = {"tail_purity": ("scenario", "reward_noise"),
                       "reward_noise": ("reward_noise", "algorithm"),
                       "long_training": ("algorithm",),
@@ -34,7 +36,9 @@ INVESTIGATION_KEYS = {"tail_purity": ("scenario", "reward_noise"),
 NEWER_THAN_COMMITTED = {"conditions", "table1_references", "table1_paired",
                         "ablation_references", "ablation_paired", "noise_references",
                         "fixed_ratios_references", "kappa_sweep_references",
-                        "online_references"}
+                        "online_references",
+                        # issue 11: the quality signals (heavy users, sessions)
+                        "quality", "quality_references", "quality_paired"}
 
 pytestmark = pytest.mark.skipif(not (FOLDER / "results.json").exists(),
                                 reason="the full study's results are not committed yet")
@@ -78,8 +82,10 @@ def test_quick_study_has_the_same_tables(tmp_path) -> None:
         assert (tmp_path / name).stat().st_size > 10_000
     # the quick study's own page renders every part, the new tables included
     text = render(small, "", tmp_path.as_posix())
+    assert all(len(r["per_seed"]) == QUICK.seeds for r in small["quality"])
     for heading in ("Equal tuning", "Reference lines", "Paired differences",
-                    "Conditions: where DRPO is worth choosing"):
+                    "Conditions: where DRPO is worth choosing",
+                    "Quality signals: what DRPO filters on"):
         assert heading in text, heading
 
 

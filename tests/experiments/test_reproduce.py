@@ -153,3 +153,44 @@ def test_reward_noise_one_ties_the_top_5_percent_at_the_clip() -> None:
                   data.behavior_logprob[rows], data.reward[rows])
     fixed.loss(batch, 0).loss.backward()
     assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in policy.parameters())
+
+
+def test_quality_part_methods_and_session_data() -> None:
+    """The quality part's methods use the agreed names, and each gets the data its objective
+    asks for: the return-to-go in the reward column, the episode links for gamma > 0."""
+    import numpy as np
+
+    from drpo_core.experiments import quality
+    from drpo_core.experiments.study import make_scenario
+    from drpo_core.objectives import make_config
+
+    assert {m: a for m, (a, _) in quality.METHODS.items()} == {
+        "drpo": "drpo", "drpo(advantage)": "drpo", "drpo(q)": "drpo", "drpo(return)": "drpo",
+        "drpo_exp(advantage)": "drpo_exp", "iql": "iql", "iql(gamma=0.9)": "iql", "crr": "crr",
+        "crr(gamma=0.9)": "crr", "awr": "awr", "filtered_bc": "filtered_bc", "bc": "bc"}
+    for algorithm, params in quality.METHODS.values():
+        make_config(algorithm, params)  # every config validates
+    assert quality.data_needs("drpo").return_gamma is None
+    assert quality.data_needs("drpo(return)").return_gamma == quality.GAMMA
+    assert quality.data_needs("iql(gamma=0.9)").transitions
+    assert not quality.data_needs("iql").transitions
+    size = TINY.model_copy(update={"rows": 600, "eval_users": 20})
+    scenario = make_scenario("medium", size, 0, sessions="sequential")
+    cache: dict = {}
+    ret = quality.session_data(scenario, quality.data_needs("drpo(return)"), cache)
+    links = quality.session_data(scenario, quality.data_needs("crr(gamma=0.9)"), cache)
+    assert quality.session_data(scenario, quality.data_needs("bc"), cache) is scenario.data
+    table = scenario.table
+    episode = np.asarray(table.column("episode_id").to_pylist())
+    step = table.column("step").to_numpy()
+    reward = table.column("reward").to_numpy()
+    for e in np.unique(episode)[:20]:
+        rows = np.flatnonzero(episode == e)
+        rows = rows[np.argsort(step[rows])]
+        expected = [sum(quality.GAMMA ** (j - t) * reward[rows[j]]
+                        for j in range(t, len(rows))) for t in range(len(rows))]
+        np.testing.assert_allclose(ret.reward.numpy()[rows], expected, rtol=1e-5)
+        done = links.done.numpy()[rows]
+        assert done[-1] == 1.0 and not done[:-1].any()
+        np.testing.assert_array_equal(links.next_state.numpy()[rows[:-1]],
+                                      scenario.data.state.numpy()[rows[1:]])
