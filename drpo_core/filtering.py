@@ -9,6 +9,13 @@ exactly kappa n (or at least the one cut row's share when kappa n < 1). ``top_ka
 on the device (no host synchronisation); ``top_kappa_weights`` is the same rule in numpy for
 callers off the training path.
 
+Two paths, one rule. On the CPU (``HOST_DEVICES``) the filter, the kept rewards' std and the
+controller run in numpy on the step's N rewards: one view in, a few arrays out, each operation
+about a microsecond where a tensor operation costs several (issue 15 §5: the dozens of small
+tensor operations of the step's selection cost more than the bare loop's one ``topk``). On an
+accelerator the tensor code runs and nothing is read back to the host. Both give the same
+weights, cut, mass and P (tests/test_filtering.py trains the same run on both).
+
 Behaviour change (issue 12), where it differs from before and why:
 * Algorithm 1 (``top_share_mask``) kept K = floor(N P) rows and broke ties at the boundary by
   sort order, so the kept share was floor(N P) / N and which of two tied rows was kept depended
@@ -33,6 +40,19 @@ from torch import nn
 
 #: rank k = ceil(kappa n - CEIL_SLACK): kappa n = 3.0000000001 from float error still gives 3
 CEIL_SLACK = 1e-9
+#: device types whose per-batch selection runs in numpy on the host (reading a value is free)
+HOST_DEVICES = frozenset({"cpu"})
+_HOST_DTYPES = frozenset({torch.float32, torch.float64})
+
+
+def _on_host(x: torch.Tensor) -> bool:
+    """True when ``x`` can go through numpy: a CPU tensor outside autograd, of a numpy dtype."""
+    return x.device.type in HOST_DEVICES and x.dtype in _HOST_DTYPES and not x.requires_grad
+
+
+def _scalar(value: float | np.floating, dtype: np.dtype) -> torch.Tensor:
+    """A 0-d tensor of ``dtype`` (torch.tensor costs three times what from_numpy does)."""
+    return torch.from_numpy(np.asarray(value, dtype=dtype))
 
 
 class ControllerConfig(BaseModel):
@@ -63,28 +83,29 @@ class TopFilter:
 def top_kappa(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
     """The SQL's tie rule on a tensor: keep the top ``kappa`` mass of ``reward`` (see above).
 
-    On the CPU the scalars (k, the cut's counts, the tie share) are read to the host, where
-    reading is free and each saves a tensor operation of a few microseconds; on an accelerator
-    they stay on the device (no synchronisation). Both give the same weights
-    (tests/objectives/test_drpo.py)."""
-    if reward.device.type == "cpu":
+    On the CPU in numpy (``_top_kappa_host``); on an accelerator in tensor operations with no
+    host synchronisation. Both give the same weights (tests/objectives/test_drpo.py)."""
+    if reward.device.type in HOST_DEVICES and reward.dtype in _HOST_DTYPES:
         return _top_kappa_host(reward, float(kappa))
     return _top_kappa_device(reward, kappa)
 
 
 def _top_kappa_host(reward: torch.Tensor, kappa: float) -> TopFilter:
-    n = reward.shape[0]
+    r = reward.detach().numpy()
+    n = r.shape[0]
     target = kappa * n  # the kept mass kappa n
     k = min(max(math.ceil(target - CEIL_SLACK), 1), n)
-    cut = torch.topk(reward, k, sorted=False).values.min()  # the k-th largest reward
-    above = reward > cut
-    at = reward == cut
-    rows_above, rows_at = int(above.sum()), int(at.sum())
+    cut = np.partition(r, n - k)[n - k]  # the k-th largest reward (a NaN counts as largest)
+    above = r > cut
+    at = r == cut
+    rows_above, rows_at = int(np.count_nonzero(above)), int(np.count_nonzero(at))
     share = min(1.0, max(0.0, (target - rows_above) / rows_at)) if rows_at else 0.0
-    weight = torch.where(above, 1.0, at.to(reward.dtype) * share)
-    weight += reward * 0.0  # a NaN or inf reward poisons its row: the loss names the step
-    count = torch.tensor(rows_above + share * rows_at, dtype=reward.dtype)
-    return TopFilter(weight, weight > 0, cut, count)
+    weight = above.astype(r.dtype)  # 1 above the cut
+    weight[at] = share  # the rows tied at the cut share what is left of kappa n
+    if not np.isfinite(r).all():  # a NaN or inf reward poisons its row: the loss names the step
+        weight[~np.isfinite(r)] = np.nan
+    return TopFilter(torch.from_numpy(weight), torch.from_numpy(weight > 0),
+                     _scalar(cut, r.dtype), _scalar(rows_above + share * rows_at, r.dtype))
 
 
 def _top_kappa_device(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
@@ -126,10 +147,23 @@ def masked_std(x: torch.Tensor, weight: torch.Tensor, count: torch.Tensor | None
                ) -> torch.Tensor:
     """Population std of x under the row weights (a bool mask or kept masses, summing to
     ``count`` when it is given)."""
+    if _on_host(x) and (weight.dtype == torch.bool or _on_host(weight)):
+        return _masked_std_host(x, weight, count)
     m = weight.to(x.dtype)
     count = m.sum().clamp(min=1e-12) if count is None else count
     mean = (x * m).sum() / count
     return torch.sqrt(((x - mean).square_() * m).sum() / count)
+
+
+def _masked_std_host(x: torch.Tensor, weight: torch.Tensor, count: torch.Tensor | None
+                     ) -> torch.Tensor:
+    """The same in numpy, summed in float64 and returned in x's dtype."""
+    xs = x.numpy()
+    m = weight.detach().numpy().astype(np.float64)
+    total = max(float(m.sum()), 1e-12) if count is None else float(count)
+    d = xs.astype(np.float64)
+    d -= np.dot(d, m) / total  # x - mean
+    return _scalar(math.sqrt(np.dot(d * d, m) / total), xs.dtype)
 
 
 class VarianceFeedbackController(nn.Module):
@@ -151,22 +185,36 @@ class VarianceFeedbackController(nn.Module):
     def filter(self, reward: torch.Tensor) -> TopFilter:
         return top_share_mask(reward, self.keep_share)
 
-    @torch.no_grad()
     def update(self, reward: torch.Tensor, kept: TopFilter,
                sigma_top: torch.Tensor | None = None) -> torch.Tensor:
         """Algorithm 1 step 4; returns sigma_top / sigma_batch. The new P applies next step.
         ``sigma_top``: the kept rewards' std when the caller has it already."""
-        c = self.config
-        sigma_batch = reward.std(correction=0)
         if sigma_top is None:
             sigma_top = masked_std(reward, kept.weight, kept.count)
-        ratio = sigma_top / sigma_batch.clamp(min=1e-12)
-        if c.adaptive and reward.device.type == "cpu":  # the same rule on host floats
+        if _on_host(reward) and _on_host(sigma_top):
+            return self._update_host(reward.numpy(), float(sigma_top))
+        return self._update_device(reward, sigma_top)
+
+    def _update_host(self, r: np.ndarray, sigma_top: float) -> torch.Tensor:
+        """The rule on host floats, in the rewards' dtype as the tensor code computes it."""
+        c, real = self.config, r.dtype.type
+        d = r.astype(np.float64)
+        d -= d.sum() / len(d)
+        sigma_batch = real(math.sqrt(np.dot(d, d) / len(d)))  # std(r), population
+        s_top = real(sigma_top)
+        if c.adaptive:
             p = float(self.keep_share)
-            homogeneous = bool(sigma_top < c.target_ratio * sigma_batch)
+            homogeneous = s_top < real(c.target_ratio) * sigma_batch
             self.keep_share.fill_(min(p * c.relax_factor, c.max_keep_share) if homogeneous
                                   else max(p * c.tighten_factor, c.min_keep_share))
-        elif c.adaptive:
+        return _scalar(s_top / np.maximum(sigma_batch, real(1e-12)), r.dtype)
+
+    @torch.no_grad()
+    def _update_device(self, reward: torch.Tensor, sigma_top: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        sigma_batch = reward.std(correction=0)
+        ratio = sigma_top / sigma_batch.clamp(min=1e-12)
+        if c.adaptive:
             p = self.keep_share
             relaxed = torch.clamp(p * c.relax_factor, max=c.max_keep_share)
             tightened = torch.clamp(p * c.tighten_factor, min=c.min_keep_share)

@@ -1,0 +1,67 @@
+"""The CPU's numpy path of the batch filter and controller against the tensor path (the one an
+accelerator runs): the same kept masses, std, P and training trajectory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from drpo_core import filtering
+from drpo_core.filtering import ControllerConfig, VarianceFeedbackController, masked_std
+from drpo_core.trainer import TrainConfig, Trainer
+from tests.helpers import easy_task
+
+
+def _batches(count: int) -> list[torch.Tensor]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(count):
+        n = int(rng.integers(1, 400))
+        values = (rng.choice([0.0, 0.25, 0.5, 1.0], n) if i % 2  # many ties at the cut
+                  else rng.normal(size=n))
+        out.append(torch.from_numpy(values.astype(np.float32)))
+    return out
+
+
+def test_host_and_tensor_paths_agree_on_random_batches(monkeypatch) -> None:
+    for r in _batches(300):
+        kappa = 0.05 + (len(r) % 19) / 20
+        host = VarianceFeedbackController(ControllerConfig(initial_keep_share=kappa))
+        kept = host.filter(r)
+        sigma = masked_std(r, kept.weight, kept.count)
+        ratio = host.update(r, kept, sigma)
+        with monkeypatch.context() as m:
+            m.setattr(filtering, "HOST_DEVICES", frozenset())  # the accelerator's code, on CPU
+            tensor = VarianceFeedbackController(ControllerConfig(initial_keep_share=kappa))
+            kept_t = tensor.filter(r)
+            sigma_t = masked_std(r, kept_t.weight, kept_t.count)
+            ratio_t = tensor.update(r, kept_t, sigma_t)
+        assert torch.equal(kept.weight, kept_t.weight) and torch.equal(kept.mask, kept_t.mask)
+        assert kept.nu.item() == kept_t.nu.item()
+        assert kept.count.item() == pytest.approx(kept_t.count.item(), rel=1e-6)
+        assert sigma.item() == pytest.approx(sigma_t.item(), rel=1e-6, abs=1e-7)
+        assert ratio.item() == pytest.approx(ratio_t.item(), rel=1e-5, abs=1e-6)
+        assert host.keep_share.item() == tensor.keep_share.item()
+
+
+def test_a_nan_reward_poisons_its_row_on_the_host() -> None:
+    r = torch.tensor([3.0, float("nan"), 1.0, float("inf"), 2.0])
+    kept = filtering.top_kappa(r, 0.4)
+    assert torch.isnan(kept.weight[[1, 3]]).all() and not kept.mask[[1, 3]].any()
+
+
+def _train(steps: int) -> tuple[torch.Tensor, list[float]]:
+    cfg = TrainConfig(algorithm="drpo", steps=steps, batch_size=64, log_every=10,
+                      checkpoint_every=steps, device="cpu", policy={"hidden": (16, 16)})
+    result = Trainer(cfg, easy_task(n=2048), progress=False).fit()
+    params = torch.cat([p.detach().flatten() for p in result.policy.parameters()])
+    return params, [h["filter/keep_share"] for h in result.history]
+
+
+def test_a_seeded_run_follows_the_same_trajectory_on_both_paths(monkeypatch) -> None:
+    host_params, host_shares = _train(200)
+    monkeypatch.setattr(filtering, "HOST_DEVICES", frozenset())
+    tensor_params, tensor_shares = _train(200)
+    assert host_shares == tensor_shares  # the controller took the same branch at every step
+    torch.testing.assert_close(host_params, tensor_params, rtol=0.0, atol=1e-6)
