@@ -96,11 +96,19 @@ class Batch:
         return self._column("done")
 
     def take(self, local_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """state and action of some of this shard's rows, gathered once from the tables."""
-        if self.rows is None or "state" in self._gathered:
+        """state and action of some of this shard's rows, from the shard's columns where they
+        are gathered already (a critic read them), else from the tables directly."""
+        if self.rows is None:
             return self.state[local_rows], self.action[local_rows]
-        picked = self.rows[local_rows]
-        return self._tables["state"][picked], self._tables["action"][picked]
+        picked = None
+        out = []
+        for name in ("state", "action"):
+            if name in self._gathered:
+                out.append(self._gathered[name][local_rows])
+            else:
+                picked = self.rows[local_rows] if picked is None else picked
+                out.append(self._tables[name][picked])
+        return out[0], out[1]
 
     def local(self, x_all: torch.Tensor) -> torch.Tensor:
         return x_all[self.shard]
