@@ -137,7 +137,7 @@ def test_filtered_bc_keeps_the_top_kappa_mass_with_the_sql_tie_rule() -> None:
                         torch.zeros(n))
     cfg = TrainConfig(algorithm="filtered_bc", steps=1, batch_size=50_000, log_every=1,
                       checkpoint_every=1, objective={"fraction": 0.25})
-    assert cfg.resolved_objective() == {"kappa": 0.25}
+    assert cfg.resolved_objective()["kappa"] == 0.25
     trainer = Trainer(cfg, data, progress=False)
     counts = np.bincount(trainer._batch().reward_all.long().numpy(), minlength=n) / 50_000
     np.testing.assert_allclose(counts, [0.0] * 7 + [0.2, 0.4, 0.4], atol=0.01)
