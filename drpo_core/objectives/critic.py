@@ -29,9 +29,10 @@ critic's loss is the mean over the rank's rows (DDP averages it to the global me
 to the objective's loss, so the trainer's one optimiser trains it.
 
 The critic costs one forward and backward of an MLP on all N rows of the batch per step, where
-the policy of DRPO runs on its kept rows only; ``critic_hidden`` sets its widths (default: a
-single hidden layer as wide as the policy's last, see benchmarks: the signal needs a ranking of
-the batch, not a deep model).
+the policy of DRPO runs on its kept rows only (P N, often 0.05 N once the controller settles);
+``critic_hidden`` sets its widths. The default is one hidden layer as wide as the policy's last:
+the signal has to rank one batch, not act, and every layer runs on all N rows
+(benchmarks/quality_bench.py times both; issue 11's goal: the critic at most halves the steps/s).
 """
 
 from __future__ import annotations

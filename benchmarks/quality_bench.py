@@ -1,0 +1,102 @@
+"""Throughput of DRPO per quality signal: what the critic of advantage / q costs (issue 11).
+
+    .venv/bin/python benchmarks/quality_bench.py [--steps 600] [--threads 1] [--repeats 3]
+
+Same data, network, batch and threads as benchmarks/train_bench.py (the medium scenario, MLP
+2 x 128, batch 320, one thread). Rows are gradient steps per second of drpo through the
+Trainer with ``quality`` = reward (plain DRPO), advantage and q, at gamma = 0 (the bandit logs
+of the simulator carry no episode links), with the default critic and with a critic as deep as
+the policy (``critic_hidden`` = the policy's widths). The loops take turns ``--repeats`` times;
+the table's ratio is the median over the rounds of steps/s divided by plain DRPO's in the same
+round. Goal (issue 11): the critic costs at most 2x, i.e. ratio >= 0.5. Steps per second of
+this process's CPU time are printed beside the wall-clock ones: on a shared machine they are
+the steadier measure of what a step costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from drpo_core.data import TrainingData, table_to_training_data
+from drpo_core.sim import LogSimulator, scenario_config
+from drpo_core.trainer import TrainConfig, Trainer
+
+BATCH = 320
+HIDDEN = (128, 128)
+GOAL = 0.5
+
+
+def trainer_loop(data: TrainingData, objective: dict[str, Any]) -> Callable[[int], None]:
+    """One Trainer, steps added per call (construction excluded from the timing)."""
+    holder: dict[str, Trainer] = {}
+
+    def run(steps: int) -> None:
+        if "t" not in holder:
+            cfg = TrainConfig(algorithm="drpo", steps=steps, batch_size=BATCH, log_every=50,
+                              checkpoint_every=50 * max(1, steps // 50), device="cpu",
+                              policy={"hidden": HIDDEN}, objective=objective)
+            holder["t"] = Trainer(cfg, data, progress=False)
+            holder["t"].fit()
+            return
+        t = holder["t"]
+        t.config = t.config.model_copy(update={"steps": t.step + steps})
+        t.fit()
+
+    return run
+
+
+def steps_per_second(run: Callable[[int], None], steps: int) -> tuple[float, float]:
+    """(steps per wall second, steps per CPU second of this process)"""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run(steps)
+    return steps / (time.perf_counter() - wall), steps / (time.process_time() - cpu)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sim = LogSimulator(scenario_config("medium"))
+    data = table_to_training_data(sim.day_table(0, dt.date(2026, 1, 1), args.rows))
+    print(f"quality benchmark: {data.n_rows:,} rows, d_state={data.d_state}, "
+          f"d_action={data.d_action}, MLP {HIDDEN}, batch {BATCH}, threads {args.threads}, "
+          f"{args.steps} timed steps after {args.warmup} warm-up, load {os.getloadavg()[0]:.2f}")
+    rows = {"drpo reward (plain)": {},
+            "drpo advantage": {"quality": "advantage"},
+            "drpo q": {"quality": "q"},
+            "drpo advantage, critic 2 x 128": {"quality": "advantage", "critic_hidden": HIDDEN},
+            "drpo q, critic 2 x 128": {"quality": "q", "critic_hidden": HIDDEN}}
+    loops = {name: trainer_loop(data, objective) for name, objective in rows.items()}
+    for run in loops.values():
+        run(args.warmup)
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}
+    for _ in range(args.repeats):
+        for name, run in loops.items():
+            rates[name].append(steps_per_second(run, args.steps))
+    plain = rates["drpo reward (plain)"]
+    print(f"{'loop':34s} {'steps/s':>9s} {'x plain':>8s} {'CPU steps/s':>12s} {'x plain':>8s}"
+          f"  goal >= {GOAL}")
+    for name, values in rates.items():
+        cells = []
+        for k in (0, 1):  # wall, then CPU time
+            ratio = statistics.median(v[k] / p[k] for v, p in zip(values, plain, strict=True))
+            cells.append(f"{statistics.median(v[k] for v in values):9.1f} {ratio:8.2f}")
+        print(f"{name:34s} {cells[0]}    {cells[1]}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
