@@ -408,7 +408,7 @@ class Trainer:
         if isinstance(self.data, DrawnSample) and cfg.steps > self.data.steps:
             raise ValueError(f"the drawn sample covers {self.data.steps} steps of batch "
                              f"{cfg.batch_size}; steps={cfg.steps}: draw steps x batch_size rows")
-        window = torch.zeros(cfg.log_every, device=self.device)
+        window: list[torch.Tensor] = []  # the step losses, stacked and read at a log
         pending: list[dict[str, torch.Tensor]] = []  # the objective's metrics, read at a log
         autocast = self._autocast() if self._autocast_enabled() else contextlib.nullcontext()
         after_step = (None if type(self.objective).after_step is Objective.after_step
@@ -429,16 +429,16 @@ class Trainer:
             self.optimizer.step()
             if after_step is not None:
                 after_step(self.step)
-            window[self.step - window_start] = out.loss.detach()
+            window.append(out.loss.detach())  # no copy into a buffer: one op less per step
             pending.append({k: v.detach() if v.requires_grad else v
                             for k, v in out.metrics.items()})
             self.step += 1
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 n = self.step - window_start
-                self._log(window[:n], _metric_sums(pending), n, window_start)
+                self._log(torch.stack(window).float(), _metric_sums(pending), n, window_start)
                 bar.update(n)
                 bar.set_postfix(_short(self.history[-1]), refresh=False)
-                window_start, pending = self.step, []
+                window_start, pending, window = self.step, [], []
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_checkpoint()
         bar.close()
