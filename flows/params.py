@@ -70,6 +70,11 @@ class RunParameters(BaseModel):
     tail_tolerance: float = Field(0.01, ge=0.0,
                                   description="allowed drop of the lower-tail CVaR against the "
                                               "champion")
+    backfill_workers: int = Field(
+        1, ge=1, le=256,
+        description="a backfill with retrain each: Dask workers that train its dates at once "
+                    "(a local cluster of this many processes, or the cluster at "
+                    "$DRPO_DASK_ADDRESS); 1 trains them one after another in the flow's process")
 
     def train_config(self) -> TrainConfig:
         return train_config(self.algorithm, self.train_steps, self.batch_size, self.seed)

@@ -9,12 +9,21 @@ before it and is scored on it.
 
 Retries: only the MLflow steps (transient I/O) retry, with backoff; a failed validation or a
 non-finite loss never retries. A failed run moves no alias.
+
+A backfill with ``retrain="each"`` and ``params.backfill_workers > 1`` trains its dates at once
+on a Dask cluster (prefect-dask's ``DaskTaskRunner``: a local cluster, or the one at
+``$DRPO_DASK_ADDRESS``). Ingest, validation and the filter's record stay in date order in the
+flow's process (the one DuckDB writer); each worker draws its date's sample read-only and
+trains; evaluation, registration and the gate then run in date order in the flow's process, so
+every date is scored against the champion the sequential backfill would have had.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,7 +44,7 @@ from flows.gate import GateConfig
 from flows.jobs import data, evaluate, promote, register, train, window
 from flows.params import Retrain, RunParameters, backfill_dates
 from flows.report import run_summary
-from flows.settings import logs_dir
+from flows.settings import dask_address, logs_dir
 from flows.validation import ValidationOutcome
 
 
@@ -76,8 +85,9 @@ def validate_task(event_date: dt.date) -> ValidationOutcome:
 
 
 @task(name="filter", cache_policy=NO_CACHE)
-def filter_task(logical_date: dt.date, params: RunParameters) -> window.Window:
-    result = window.prepare_window(logical_date, params)
+def filter_task(logical_date: dt.date, params: RunParameters, draw: bool = True
+                ) -> window.Window:
+    result = window.prepare_window(logical_date, params, draw=draw)
     for warning in result.warnings:
         get_run_logger().warning("window of %s: %s", logical_date, warning)
     create_table_artifact(key="filter-thresholds", table=result.summary["partitions"],
@@ -94,6 +104,21 @@ def train_task(logical_date: dt.date, win: window.Window, config: TrainConfig
                 f"{win.report.rows_kept:,}")
     return train.train(logical_date, win, config, progress=True,
                        callbacks=[train.ProgressLog(logger, config.steps)])
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def worker_train_task(logical_date: dt.date, win: window.Window, params: RunParameters,
+                      threads: int | None = None) -> tuple[train.TrainStep, window.Window]:
+    """On a Dask worker: draw the date's sample read-only and train on it."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    logger = get_run_logger()
+    logger.info("training %s for %d steps on %s (a backfill worker)", params.algorithm,
+                params.train_steps, logical_date)
+    return train.draw_and_train(logical_date, win, params,
+                                callbacks=[train.ProgressLog(logger, params.train_steps)])
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 5],
@@ -133,6 +158,13 @@ def retrain_date(logical_date: dt.date, params: RunParameters, ingest: IngestRep
     """filter -> train -> evaluate -> register -> gate for one logical date."""
     win = filter_task(logical_date, params)
     step = train_task(logical_date, win, params.train_config())
+    return conclude_date(logical_date, params, ingest, validation, win, step)
+
+
+def conclude_date(logical_date: dt.date, params: RunParameters, ingest: IngestReport,
+                  validation: ValidationOutcome, win: window.Window, step: train.TrainStep
+                  ) -> dict[str, Any]:
+    """evaluate -> register -> gate for a trained date, and its summary artifact."""
     evaluation = evaluate_task(logical_date, step.run_dir, params)
     version = register_task(logical_date, step, win, evaluation, validation)
     decision = gate_task(version.version, evaluation, step.health, params.gate_config())
@@ -143,6 +175,42 @@ def retrain_date(logical_date: dt.date, params: RunParameters, ingest: IngestRep
     return {"logical_date": logical_date.isoformat(), "version": version.version,
             "created": version.created, "gate": asdict(decision),
             "evaluation": evaluation.as_dict(), "run_dir": str(step.run_dir)}
+
+
+@contextmanager
+def training_cluster(workers: int) -> Iterator[tuple[Any, int | None]]:
+    """A started ``DaskTaskRunner`` and the torch threads of each training: the cluster at
+    ``$DRPO_DASK_ADDRESS`` (its workers keep their own threads), else a local cluster of
+    ``workers`` one-thread processes sharing this process's torch threads."""
+    import torch
+    from prefect_dask import DaskTaskRunner
+
+    address = dask_address()
+    if address:
+        runner, threads = DaskTaskRunner(address=address), None
+    else:
+        runner = DaskTaskRunner(cluster_kwargs={
+            "n_workers": workers, "processes": True, "threads_per_worker": 1,
+            "dashboard_address": None})
+        threads = max(1, torch.get_num_threads() // workers)
+    with runner:
+        yield runner, threads
+
+
+def retrain_dates_on_cluster(days: list[dt.date], params: RunParameters,
+                             ingested: dict[dt.date, IngestReport],
+                             validated: dict[dt.date, ValidationOutcome]) -> list[dict[str, Any]]:
+    """``retrain_date`` for many dates, their trainings at once on a Dask cluster."""
+    windows = {day: filter_task(day, params, draw=False) for day in days}  # one writer
+    runs = []
+    with training_cluster(params.backfill_workers) as (runner, threads):
+        futures = {day: runner.submit(worker_train_task, {
+            "logical_date": day, "win": windows[day], "params": params, "threads": threads})
+            for day in days}
+        for day in days:  # in date order: each gate sees the sequential run's champion
+            step, win = futures[day].result()
+            runs.append(conclude_date(day, params, ingested[day], validated[day], win, step))
+    return runs
 
 
 def yesterday(timezone: str) -> dt.date:
@@ -187,7 +255,8 @@ def backfill(start: dt.date, end: dt.date, retrain: Retrain = "last",
         start: first date to ingest and validate.
         end: last date (must be in the past).
         retrain: train for the last date only, for each date, or not at all.
-        params: how each date is trained, scored and gated (see each field).
+        params: how each date is trained, scored and gated (see each field);
+            ``backfill_workers`` > 1 trains the dates of ``each`` at once on a Dask cluster.
     """
     days = backfill_dates(start, end)
     logs = params.logs or logs_dir()
@@ -196,6 +265,9 @@ def backfill(start: dt.date, end: dt.date, retrain: Retrain = "last",
         ingested[day] = ingest_task(logs, day)
         validated[day] = validate_task(day)
     targets = {"last": days[-1:], "each": days[1:], "none": []}[retrain]
-    runs = [retrain_date(day, params, ingested[day], validated[day]) for day in targets]
+    if len(targets) > 1 and params.backfill_workers > 1:
+        runs = retrain_dates_on_cluster(targets, params, ingested, validated)
+    else:
+        runs = [retrain_date(day, params, ingested[day], validated[day]) for day in targets]
     return {"start": start.isoformat(), "end": end.isoformat(), "days": len(days),
             "rows": sum(r.rows_kept for r in ingested.values()), "retrained": runs}

@@ -11,6 +11,7 @@ CLI change the environment between calls):
 | logs the flows read by default | ``DRPO_LOGS`` | ``$DRPO_HOME/logs/live`` |
 | Prefect home (ephemeral API, results) | ``PREFECT_HOME`` | ``$DRPO_HOME/prefect`` |
 | MLflow tracking and registry | ``MLFLOW_TRACKING_URI`` | ``sqlite:///$DRPO_HOME/mlflow.db`` |
+| Dask scheduler of a distributed backfill | ``DRPO_DASK_ADDRESS`` | none: a local cluster |
 | Great Expectations project | | ``$DRPO_HOME/gx`` |
 | validation results | | ``$DRPO_HOME/validation`` |
 """
@@ -32,6 +33,7 @@ class Settings(BaseSettings):
     db: Path | None = None
     logs: str | None = None
     log_root: str | None = None
+    dask_address: str | None = None  # e.g. tcp://scheduler:8786 (docs/scaling.md)
 
 
 def settings() -> Settings:
@@ -54,6 +56,12 @@ def log_root() -> str | Path | None:
     if not root:
         return None
     return root if "://" in root else Path(root).resolve()
+
+
+def dask_address() -> str | None:
+    """``DRPO_DASK_ADDRESS``: the Dask scheduler a distributed backfill trains on (its workers
+    share DRPO_HOME and the warehouse file); unset, the backfill starts a local cluster."""
+    return settings().dask_address or None
 
 
 def gx_root() -> Path:

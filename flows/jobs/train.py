@@ -1,5 +1,7 @@
 """One training run of a logical date in ``runs/<date>/<run_key>``: a finished run is reused,
-a killed one resumed from its checkpoint."""
+a killed one resumed from its checkpoint. ``draw_and_train`` is the part of a date that a
+distributed backfill runs on a worker: it reads the warehouse read-only and writes only its
+own run folder (the run key names it, so workers never share one)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ from drpo_core.diagnostics import policy_health
 from drpo_core.trainer import Callback, CheckpointError, TrainConfig
 from drpo_core.training_run import POLICY_FILE, run_training
 from flows import registry
-from flows.jobs.window import Window
+from flows.jobs.window import SampleFacts, Window, draw_sample
+from flows.params import RunParameters
 from flows.settings import runs_dir
 
 #: a concurrent run of the same date, data and config waits this long for the first one's
@@ -90,3 +93,13 @@ def train(logical_date: dt.date, window: Window, config: TrainConfig,
     resolved = config.model_dump(mode="json") | {"objective": config.resolved_objective()}
     return TrainStep(run_dir, key, metrics["history"], metrics["final"], reused, resolved,
                      asdict(health))
+
+
+def draw_and_train(logical_date: dt.date, window: Window, params: RunParameters,
+                   callbacks: Sequence[Callback] = ()) -> tuple[TrainStep, Window]:
+    """Draw the sample of a window prepared without it, train on it; return the step and the
+    window holding only the sample's facts (the tensors stay with the worker)."""
+    drawn = draw_sample(logical_date, params, window)
+    step = train(logical_date, drawn, params.train_config(), progress=False,
+                 callbacks=callbacks)
+    return step, replace(drawn, data=SampleFacts.of(drawn.data))
