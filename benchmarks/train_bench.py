@@ -171,6 +171,13 @@ def profile_drpo(data: TrainingData, steps: int) -> None:
         objective.controller.update(r, kept)
         kept_rows.append(int((objective.weights(r, kept) > 0).sum()))
 
+    def bare_select(idx: torch.Tensor) -> None:  # the bare loop's topk, advantage, controller
+        r = data.reward[idx]
+        top_r, _ = torch.topk(r, mean_kept)
+        adv = top_r - top_r[-1]
+        bare_kept.append(adv / (adv.std(correction=0) + 1e-8))
+        bare_kept.append(float(top_r.std(correction=0)) < 0.5 * float(r.std(correction=0)))
+
     def network(rows: torch.Tensor) -> None:
         loss = -policy.log_prob(data.state[rows], data.action[rows]).mean()
         opt.zero_grad(set_to_none=True)
@@ -179,10 +186,13 @@ def profile_drpo(data: TrainingData, steps: int) -> None:
 
     t_select = part(select)
     mean_kept = round(statistics.mean(kept_rows))
+    bare_kept: list[object] = []
+    t_bare = part(bare_select)
     t_all = part(network)
     t_kept = part(lambda idx: network(idx[:mean_kept]))
     print(f"DRPO step parts, ms per step over {steps} steps (batch {BATCH}):")
     print(f"  top-K filter + controller + weights (320 rewards)   {t_select:7.3f}")
+    print(f"  the bare loop's topk + advantage + controller         {t_bare:7.3f}")
     print(f"  policy NLL forward/backward + Adam, all {BATCH} rows  {t_all:7.3f}")
     print(f"  the same on the kept rows only (mean {mean_kept})       {t_kept:7.3f}")
 
