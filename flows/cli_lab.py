@@ -15,6 +15,13 @@ from flows.cli_support import fail, parse_overrides, user_errors
 from flows.params import train_config
 from flows.settings import drpo_home
 
+QualityOption = Annotated[str | None, typer.Option(
+    help="what the filter ranks (drpo, drpo_exp, adaptive_bc, filtered_bc): reward | advantage "
+    "| q | return; default: the objective's (reward)")]
+GammaOption = Annotated[float | None, typer.Option(
+    help="discount of return, and of the critics' targets (advantage, q, iql, crr); 0 = the "
+    "bandit case")]
+
 lab = typer.Typer(name="lab", no_args_is_help=True, add_completion=False,
                   help="Research commands: simulate, train, evaluate, reproduce.")
 
@@ -83,12 +90,8 @@ def train(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
     start_date: Annotated[str | None, typer.Option(help="first event_date used")] = None,
     end_date: Annotated[str | None, typer.Option(help="last event_date used")] = None,
-    quality: Annotated[str | None, typer.Option(
-        help="what the filter ranks (drpo, drpo_exp, adaptive_bc, filtered_bc): reward | "
-        "advantage | q | return; default: the objective's (reward)")] = None,
-    gamma: Annotated[float | None, typer.Option(
-        help="discount of return, and of the critics' targets (advantage, q, iql, crr); "
-        "0 = the bandit case")] = None,
+    quality: QualityOption = None,
+    gamma: GammaOption = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="objective field key=value (e.g. --set temperature=0.1)"),
@@ -98,17 +101,14 @@ def train(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Train a policy from logs with one algorithm (no Prefect, no MLflow)."""
-    import torch
-
     from drpo_core.trainer import CheckpointError, NonFiniteLossError
     from drpo_core.training_run import run_training
 
     named = {k: v for k, v in (("quality", quality), ("gamma", gamma)) if v is not None}
     config = train_config(algorithm, steps, batch_size, seed, device=device,
-                          objective={**parse_overrides(set_ or []), **named})
+                          objective=parse_overrides(set_ or []) | named)
     window = _load_logs(data, start_date, end_date, config.data_needs())
-    if os.environ.get("WORLD_SIZE") is None:
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    _cap_threads()
     try:
         out = run_training(config, window, output, resume=resume, overwrite=overwrite,
                            progress=progress)
@@ -118,6 +118,14 @@ def train(
         shown = ", ".join(f"{k}={v:.4g}" for k, v in out.result.final_metrics.items())
         typer.echo(f"trained {algorithm} on {window.n_rows:,} rows for {out.result.steps} "
                    f"steps -> {out.policy_path}\n  {shown}")
+
+
+def _cap_threads() -> None:
+    """One process on this machine: no more torch threads than cores (torchrun sets its own)."""
+    import torch
+
+    if os.environ.get("WORLD_SIZE") is None:
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
 
 def _load_logs(data: Path, start_date: str | None, end_date: str | None,

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from drpo_core.objectives import REGISTRY
+from drpo_core.objectives import REGISTRY, objective_class
+from drpo_core.objectives.critic import Quality
 from drpo_core.trainer import TrainConfig
-from drpo_core.warehouse.cvar_filter import PARTITION_KEYS
+from drpo_core.warehouse.cvar_filter import PARTITION_KEYS, check_quality
 from flows.gate import GateConfig
 
 Algorithm = Literal[tuple(REGISTRY)]  # type: ignore[valid-type]
@@ -52,6 +53,13 @@ class RunParameters(BaseModel):
                                                           "globally, per event_date or per "
                                                           "user segment")
     algorithm: Algorithm = Field("drpo", description="training objective (drpo = Algorithm 1)")
+    quality: Quality = Field(
+        "reward", description="what the filters rank (drpo, drpo_exp, adaptive_bc, "
+                              "filtered_bc): reward (the paper's), advantage (r - V(s)), q "
+                              "(Q(s, a)) or return (the session's return-to-go)")
+    gamma: float = Field(0.0, ge=0.0, lt=1.0,
+                         description="discount of return and of the critics' targets "
+                                     "(advantage, q, iql, crr); 0 = the bandit case")
     missing_days: Literal["warn", "refuse"] = Field(
         "warn", description="a window day without rows: train anyway with a warning (the "
                             "coverage is recorded on the version) or refuse the run")
@@ -76,8 +84,22 @@ class RunParameters(BaseModel):
                     "(a local cluster of this many processes, or the cluster at "
                     "$DRPO_DASK_ADDRESS); 1 trains them one after another in the flow's process")
 
+    @model_validator(mode="after")
+    def _quality_applies(self) -> RunParameters:
+        check_quality(self.quality, self.kappa)
+        fields = objective_class(self.algorithm).Config.model_fields
+        for name, default in (("quality", "reward"), ("gamma", 0.0)):
+            if getattr(self, name) != default and name not in fields:
+                raise ValueError(f"{name} does not apply to algorithm {self.algorithm}")
+        return self
+
     def train_config(self) -> TrainConfig:
-        return train_config(self.algorithm, self.train_steps, self.batch_size, self.seed)
+        """The run's TrainConfig; quality and gamma reach the objective when not the default
+        (so a default run's config, hence its run key, is what it was before they existed)."""
+        objective = {k: v for k, v in (("quality", self.quality), ("gamma", self.gamma))
+                     if v != {"quality": "reward", "gamma": 0.0}[k]}
+        return train_config(self.algorithm, self.train_steps, self.batch_size, self.seed,
+                            objective=objective)
 
     def gate_config(self) -> GateConfig:
         return GateConfig(min_gain=self.min_gain, confidence=self.confidence,

@@ -40,6 +40,7 @@ def _tags(logical_date: dt.date, step: TrainStep, window: Window,
     s = window.summary
     tags = {"logical_date": logical_date.isoformat(),
             "window": f"{s['window_start']}..{s['window_end']}", "kappa": str(s["kappa"]),
+            "quality": s["quality"], "gamma": str(s["gamma"]),
             "data_hash": window.fingerprint, "sql_hash": s["sql_hash"],
             "git_sha": git_sha(), "validation": _validation_tag(validation, window),
             "algorithm": step.config["algorithm"], "healthy": str(step.health.get("healthy")),

@@ -64,6 +64,7 @@ class Window:
         r = self.report
         return {"filter_id": r.filter_id, "window_start": r.window_start.isoformat(),
                 "window_end": r.window_end.isoformat(), "kappa": r.kappa,
+                "quality": r.quality, "gamma": r.gamma,
                 "partition_by": r.partition_by, "rows_in": r.rows_in,
                 "rows_kept": r.rows_kept, "sql_hash": r.sql_hash,
                 "partitions": [asdict(p) for p in r.partitions]}
@@ -106,9 +107,10 @@ def prepare_window(logical_date: dt.date, params: RunParameters, draw: bool = Tr
     with open_warehouse(db_path()) as wh:
         days = window_days(wh, start, end)
         warnings = check_days(days, params)
-        report = cvar_filter(wh, start, end, params.kappa, params.partition_by)
+        report = cvar_filter(wh, start, end, params.kappa, params.partition_by,
+                             quality=params.quality, gamma=params.gamma)
         sample = _draw(wh, logical_date, params) if draw else None
-        fingerprint = window_fingerprint(wh, start, end)
+        fingerprint = window_fingerprint(wh, start, end, needs=params.train_config().data_needs())
     return Window(sample, report, fingerprint, days, warnings)
 
 
@@ -118,8 +120,10 @@ def draw_sample(logical_date: dt.date, params: RunParameters, window: Window) ->
     so the same sample as ``prepare_window``'s. Refused if the window's rows changed since."""
     start, end = params.window(logical_date)
     with open_warehouse(db_path(), read_only=True) as wh:
-        weigh_window(wh, start, end, params.kappa, params.partition_by)
-        if window_fingerprint(wh, start, end) != window.fingerprint:
+        weigh_window(wh, start, end, params.kappa, params.partition_by,
+                     quality=params.quality, gamma=params.gamma)
+        needs = params.train_config().data_needs()
+        if window_fingerprint(wh, start, end, needs=needs) != window.fingerprint:
             raise WindowChangedError(f"the window {start}..{end} of {logical_date} changed "
                                      "after its filter was recorded: run the date again")
         return replace(window, data=_draw(wh, logical_date, params))
@@ -131,4 +135,4 @@ def _draw(wh: Warehouse, logical_date: dt.date, params: RunParameters) -> DrawnS
     config = params.train_config()
     return draw_training_sample(wh, start, end, steps=config.steps,
                                 batch_size=config.batch_size, seed=config.seed,
-                                dataset_kappa=config.dataset_kappa())
+                                dataset_kappa=config.dataset_kappa(), needs=config.data_needs())

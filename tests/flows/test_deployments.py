@@ -44,3 +44,18 @@ def test_serve_and_prefect_yaml_name_the_same_deployments() -> None:
     from flows.serve import deployments as served
 
     assert sorted(d.name for d in served()) == sorted(d["name"] for d in deployments())
+
+
+def test_quality_and_gamma_reach_the_objective_only_where_they_apply() -> None:
+    params = RunParameters(quality="advantage", gamma=0.9)
+    config = params.train_config()
+    assert config.objective == {"quality": "advantage", "gamma": 0.9}
+    assert config.data_needs().transitions and config.data_needs().return_gamma is None
+    assert RunParameters().train_config().objective == {}  # the default run key is unchanged
+    assert RunParameters(quality="return", gamma=0.5).train_config().data_needs(
+    ).return_gamma == 0.5
+    assert RunParameters(algorithm="iql", gamma=0.9).train_config().objective == {"gamma": 0.9}
+    with pytest.raises(ValueError, match="quality does not apply to algorithm bc"):
+        RunParameters(algorithm="bc", quality="advantage")
+    with pytest.raises(ValueError, match="quality q needs a learned critic"):
+        RunParameters(quality="q", kappa=0.5)
