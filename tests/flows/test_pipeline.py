@@ -52,6 +52,7 @@ def test_backfill_then_nightly_registers_versions_with_aliases_and_tags(prefect_
     assert tags["logical_date"] == "2026-01-03"
     assert tags["window"] == "2026-01-01..2026-01-02"
     assert tags["kappa"] == "1.0" and tags["validation"] == "passed"
+    assert tags["quality"] == "reward" and tags["gamma"] == "0.0"
     assert len(tags["data_hash"]) == 16 and len(tags["sql_hash"]) == 16 and tags["git_sha"]
     assert float(tags["eval.online_mean_reward"]) > 0
     assert alias(client, "challenger") == 2
@@ -69,6 +70,15 @@ def test_backfill_then_nightly_registers_versions_with_aliases_and_tags(prefect_
     assert alias(client, "champion") == 1
     assert registry.rollback(client) == (1, 2)
     assert alias(client, "champion") == 2
+
+    # another quality signal is another run: the SQL filter ranks the per-user advantage, the
+    # trainer the critic's (gamma > 0: episode links exported), both on the version's tags
+    learned = pipeline.nightly_retrain(logical_date=DAY3, params=fast(
+        min_gain=1.0, quality="advantage", gamma=0.9, kappa=0.5))
+    assert learned["version"] == 3 and learned["created"]
+    tags = versions(client)[3]
+    assert (tags["quality"], tags["gamma"], tags["kappa"]) == ("advantage", "0.9", "0.5")
+    assert tags["data_hash"] != versions(client)[2]["data_hash"]
 
 
 def test_gate_keeps_a_worse_challenger_and_never_promotes_a_collapsed_one(prefect_api, home):
