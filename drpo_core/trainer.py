@@ -411,8 +411,7 @@ class Trainer:
         window: list[torch.Tensor] = []  # the step losses, stacked and read at a log
         pending: list[dict[str, torch.Tensor]] = []  # the objective's metrics, read at a log
         autocast = self._autocast() if self._autocast_enabled() else contextlib.nullcontext()
-        after_step = (None if type(self.objective).after_step is Objective.after_step
-                      else self.objective.after_step)  # skip the no-op hook's no_grad context
+        after_step = self.objective.after_step if self.objective.needs_after_step() else None
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.algorithm}",
                    unit="step", disable=not self.progress, mininterval=1.0)
         self.objective.train()

@@ -135,7 +135,8 @@ class LossOutput:
 def global_weighted_sum(values: torch.Tensor, batch: Batch) -> torch.Tensor:
     """sum over this rank's (already weighted) rows, scaled so that the gradient average over
     ranks equals the single-process sum over the global batch."""
-    return values.sum() * batch.world_size
+    total = values.sum()
+    return total if batch.world_size == 1 else total * batch.world_size
 
 
 def weighted_log_likelihood_loss(policy: GaussianPolicy, batch: Batch, w_all: torch.Tensor,
@@ -195,6 +196,11 @@ class Objective(nn.Module):
 
     def forward(self, batch: Batch, step: int) -> LossOutput:  # the DDP entry point
         return self.loss(batch, step)
+
+    def needs_after_step(self) -> bool:
+        """Whether ``after_step`` does anything: the trainer skips a no-op hook (and its
+        no_grad context) on every step."""
+        return type(self).after_step is not Objective.after_step
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:

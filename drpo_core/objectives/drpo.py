@@ -120,6 +120,9 @@ class _FilteredObjective(Objective):
             return batch.reward_all, None
         return self.critic(batch)
 
+    def needs_after_step(self) -> bool:
+        return self.critic is not None  # the critic's target network; none on reward / return
+
     @torch.no_grad()
     def after_step(self, step: int) -> None:
         if self.critic is not None:

@@ -76,6 +76,9 @@ class FilteredBC(Objective):
         return LossOutput(loss + critic_loss, {"filter/nu": kept.nu, "filter/kept": kept.count,
                                                "critic/loss": critic_loss.detach()})
 
+    def needs_after_step(self) -> bool:
+        return self.critic is not None
+
     @torch.no_grad()
     def after_step(self, step: int) -> None:
         if self.critic is not None:
