@@ -114,12 +114,14 @@ def session_data(scenario: Scenario, needs: DataNeeds,
 
 
 def seed_cells(scenario: Scenario, size: StudySize, seed: int) -> dict[str, Any]:
-    """Every method on one seed's data: test reward, score and validation reward."""
+    """Every method on one seed's data: test reward and score; the validation reward of the
+    baselines (it chooses the best of them)."""
     cache: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     cells = {}
     for method, (algorithm, params) in METHODS.items():
         data = session_data(scenario, data_needs(method), cache)
-        cells[method] = train_and_score(scenario, algorithm, size, seed, params, data=data)
+        cells[method] = train_and_score(scenario, algorithm, size, seed, params, data=data,
+                                        validate=method in BASELINES)
     return cells
 
 

@@ -103,7 +103,9 @@ def make_scenario(name: str, size: StudySize, seed: int, **overrides: Any) -> Sc
 
 def train_and_score(scenario: Scenario, algorithm: str, size: StudySize, seed: int,
                     objective: dict[str, Any] | None = None,
-                    data: TrainingData | None = None) -> CellResult:
+                    data: TrainingData | None = None, validate: bool = True) -> CellResult:
+    """Train one method on the scenario's logs and score it on the test users (and on the
+    validation users, unless ``validate`` is False: validation_reward is then NaN)."""
     log_every = min(100, size.steps)
     cfg = TrainConfig(algorithm=algorithm, steps=size.steps, seed=seed, log_every=log_every,
                       checkpoint_every=log_every * max(1, size.steps // log_every),
@@ -111,11 +113,11 @@ def train_and_score(scenario: Scenario, algorithm: str, size: StudySize, seed: i
     result = Trainer(cfg, data or scenario.data, progress=False).fit()
     act = numpy_policy(result.policy.eval())
     test = evaluate_policy(scenario.world, act, scenario.test)
-    validation = evaluate_policy(scenario.world, act, scenario.validation)
+    validation = (evaluate_policy(scenario.world, act, scenario.validation).mean_reward
+                  if validate else float("nan"))
     shares = [r["filter/keep_share"] for r in result.history if "filter/keep_share" in r]
     equilibrium = float(np.mean(shares[len(shares) // 2 :])) if shares else None
-    return CellResult(test.mean_reward, test.ecpm, test.score, validation.mean_reward,
-                      equilibrium)
+    return CellResult(test.mean_reward, test.ecpm, test.score, validation, equilibrium)
 
 
 def references(scenario: Scenario, size: StudySize | None = None,
