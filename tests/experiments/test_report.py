@@ -91,3 +91,11 @@ def test_docs_state_the_equal_grids_the_code_uses() -> None:
 
     # the study's grids (rendered from results.json) are the ones the code runs
     assert grids_markdown(GRIDS) in (DOCS / "reproduction.md").read_text()
+
+
+def test_the_quality_part_runs_the_grid_points_table1_chose() -> None:
+    from drpo_core.experiments.quality import TABLE1_CHOICES
+
+    chosen = {row["algorithm"]: row["params"] for row in committed()["table1"]
+              if row["scenario"] == "medium" and row["algorithm"] in TABLE1_CHOICES}
+    assert chosen == TABLE1_CHOICES
