@@ -199,7 +199,7 @@ def reproduce(
         list[str] | None,
         typer.Option(help="only these parts (merged into OUTPUT/results.json when it holds a "
                           "study of the same size): table1, rq1, noise, ablation, "
-                          "fixed_ratios, online, kappa_sweep, investigation, conditions"),
+                          "fixed_ratios, online, kappa_sweep, investigation, conditions, quality"),
     ] = None,
     jobs: Annotated[int | None, typer.Option(
         min=1, help="parts run in parallel processes (default: 2 for the full study)")] = None,
