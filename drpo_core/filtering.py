@@ -45,12 +45,12 @@ HOST_DEVICES = frozenset({"cpu"})
 _HOST_DTYPES = frozenset({torch.float32, torch.float64})
 
 
-def _on_host(x: torch.Tensor) -> bool:
+def on_host(x: torch.Tensor) -> bool:
     """True when ``x`` can go through numpy: a CPU tensor outside autograd, of a numpy dtype."""
     return x.device.type in HOST_DEVICES and x.dtype in _HOST_DTYPES and not x.requires_grad
 
 
-def _scalar(value: float | np.floating, dtype: np.dtype) -> torch.Tensor:
+def host_scalar(value: float | np.floating, dtype: np.dtype) -> torch.Tensor:
     """A 0-d tensor of ``dtype`` (torch.tensor costs three times what from_numpy does)."""
     return torch.from_numpy(np.asarray(value, dtype=dtype))
 
@@ -90,8 +90,17 @@ def top_kappa(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
     return _top_kappa_device(reward, kappa)
 
 
-def _top_kappa_host(reward: torch.Tensor, kappa: float) -> TopFilter:
-    r = reward.detach().numpy()
+@dataclass(frozen=True)
+class HostTopFilter:
+    """``TopFilter`` in numpy (the host path): kept masses, the cut nu, the kept mass K."""
+
+    weight: np.ndarray  # (N,) in the rewards' dtype; NaN on a NaN or inf reward's row
+    nu: np.floating  # the cut, in the rewards' dtype
+    count: np.floating  # K = kappa N, in the rewards' dtype
+
+
+def top_kappa_host(r: np.ndarray, kappa: float) -> HostTopFilter:
+    """The tie rule on a numpy view of the rewards (the host path of ``top_kappa``)."""
     n = r.shape[0]
     target = kappa * n  # the kept mass kappa n
     k = min(max(math.ceil(target - CEIL_SLACK), 1), n)
@@ -104,8 +113,14 @@ def _top_kappa_host(reward: torch.Tensor, kappa: float) -> TopFilter:
     weight[at] = share  # the rows tied at the cut share what is left of kappa n
     if not np.isfinite(r).all():  # a NaN or inf reward poisons its row: the loss names the step
         weight[~np.isfinite(r)] = np.nan
-    return TopFilter(torch.from_numpy(weight), torch.from_numpy(weight > 0),
-                     _scalar(cut, r.dtype), _scalar(rows_above + share * rows_at, r.dtype))
+    return HostTopFilter(weight, cut, r.dtype.type(rows_above + share * rows_at))
+
+
+def _top_kappa_host(reward: torch.Tensor, kappa: float) -> TopFilter:
+    kept = top_kappa_host(reward.detach().numpy(), kappa)
+    return TopFilter(torch.from_numpy(kept.weight), torch.from_numpy(kept.weight > 0),
+                     host_scalar(kept.nu, kept.weight.dtype),
+                     host_scalar(kept.count, kept.weight.dtype))
 
 
 def _top_kappa_device(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
@@ -147,7 +162,7 @@ def masked_std(x: torch.Tensor, weight: torch.Tensor, count: torch.Tensor | None
                ) -> torch.Tensor:
     """Population std of x under the row weights (a bool mask or kept masses, summing to
     ``count`` when it is given)."""
-    if _on_host(x) and (weight.dtype == torch.bool or _on_host(weight)):
+    if on_host(x) and (weight.dtype == torch.bool or on_host(weight)):
         return _masked_std_host(x, weight, count)
     m = weight.to(x.dtype)
     count = m.sum().clamp(min=1e-12) if count is None else count
@@ -159,11 +174,19 @@ def _masked_std_host(x: torch.Tensor, weight: torch.Tensor, count: torch.Tensor 
                      ) -> torch.Tensor:
     """The same in numpy, summed in float64 and returned in x's dtype."""
     xs = x.numpy()
-    m = weight.detach().numpy().astype(np.float64)
-    total = max(float(m.sum()), 1e-12) if count is None else float(count)
-    d = xs.astype(np.float64)
+    m = weight.detach().numpy()
+    return host_scalar(masked_std_host(xs, m, None if count is None else float(count)),
+                       xs.dtype)
+
+
+def masked_std_host(x: np.ndarray, weight: np.ndarray, count: float | None = None
+                    ) -> np.floating:
+    """``masked_std`` on numpy arrays: summed in float64, returned in x's dtype."""
+    m = weight.astype(np.float64)
+    total = max(float(m.sum()), 1e-12) if count is None else count
+    d = x.astype(np.float64)
     d -= np.dot(d, m) / total  # x - mean
-    return _scalar(math.sqrt(np.dot(d * d, m) / total), xs.dtype)
+    return x.dtype.type(math.sqrt(np.dot(d * d, m) / total))
 
 
 class VarianceFeedbackController(nn.Module):
@@ -191,12 +214,16 @@ class VarianceFeedbackController(nn.Module):
         ``sigma_top``: the kept rewards' std when the caller has it already."""
         if sigma_top is None:
             sigma_top = masked_std(reward, kept.weight, kept.count)
-        if _on_host(reward) and _on_host(sigma_top):
+        if on_host(reward) and on_host(sigma_top):
             return self._update_host(reward.numpy(), float(sigma_top))
         return self._update_device(reward, sigma_top)
 
     def _update_host(self, r: np.ndarray, sigma_top: float) -> torch.Tensor:
-        """The rule on host floats, in the rewards' dtype as the tensor code computes it."""
+        return host_scalar(self.update_host(r, sigma_top), r.dtype)
+
+    def update_host(self, r: np.ndarray, sigma_top: float) -> np.floating:
+        """The rule on host floats, in the rewards' dtype as the tensor code computes it;
+        returns sigma_top / sigma_batch as a numpy scalar."""
         c, real = self.config, r.dtype.type
         d = r.astype(np.float64)
         d -= d.sum() / len(d)
@@ -207,7 +234,7 @@ class VarianceFeedbackController(nn.Module):
             homogeneous = s_top < real(c.target_ratio) * sigma_batch
             self.keep_share.fill_(min(p * c.relax_factor, c.max_keep_share) if homogeneous
                                   else max(p * c.tighten_factor, c.min_keep_share))
-        return _scalar(s_top / np.maximum(sigma_batch, real(1e-12)), r.dtype)
+        return s_top / np.maximum(sigma_batch, real(1e-12))
 
     @torch.no_grad()
     def _update_device(self, reward: torch.Tensor, sigma_top: torch.Tensor) -> torch.Tensor:

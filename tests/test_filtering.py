@@ -9,6 +9,8 @@ import torch
 
 from drpo_core import filtering
 from drpo_core.filtering import ControllerConfig, VarianceFeedbackController, masked_std
+from drpo_core.objectives import Batch, make_objective
+from drpo_core.policy import GaussianPolicy
 from drpo_core.trainer import TrainConfig, Trainer
 from tests.helpers import easy_task
 
@@ -65,3 +67,44 @@ def test_a_seeded_run_follows_the_same_trajectory_on_both_paths(monkeypatch) -> 
     tensor_params, tensor_shares = _train(200)
     assert host_shares == tensor_shares  # the controller took the same branch at every step
     torch.testing.assert_close(host_params, tensor_params, rtol=0.0, atol=1e-6)
+
+
+def _loss_and_metrics(algorithm: str, options: dict, reward_all: torch.Tensor
+                      ) -> tuple[float, dict[str, float], float]:
+    """One loss of ``algorithm`` on rank 0 of two (the first half of the global batch)."""
+    torch.manual_seed(0)
+    objective = make_objective(algorithm, GaussianPolicy(3, 2), options)
+    n = len(reward_all) // 2
+    state, action = torch.randn(n, 3), torch.randn(n, 2)
+    batch = Batch(state, action, reward_all[:n], torch.zeros(n), reward_all,
+                  shard=slice(0, n), world_size=2)
+    out = objective.loss(batch, 0)
+    out.loss.backward()
+    grad = sum(float(p.grad.abs().sum()) for p in objective.policy.parameters()
+               if p.grad is not None)
+    return out.loss.item(), {k: v.item() for k, v in out.metrics.items()}, grad
+
+
+@pytest.mark.parametrize(("algorithm", "options"), [
+    ("drpo", {}), ("drpo", {"baseline": "mean_top"}), ("drpo_exp", {}), ("adaptive_bc", {})])
+def test_the_fused_host_loss_matches_the_tensor_loss(monkeypatch, algorithm: str,
+                                                     options: dict) -> None:
+    for reward_all in _batches(12):  # odd: many ties at the cut; even: none
+        reward_all = reward_all[: len(reward_all) // 2 * 2]
+        if len(reward_all) < 2:
+            continue
+        host = _loss_and_metrics(algorithm, options, reward_all)
+        with monkeypatch.context() as m:
+            m.setattr(filtering, "HOST_DEVICES", frozenset())
+            tensor = _loss_and_metrics(algorithm, options, reward_all)
+        assert host[0] == pytest.approx(tensor[0], rel=1e-5, abs=1e-6)
+        assert host[1].keys() == tensor[1].keys()
+        for name, value in host[1].items():
+            assert value == pytest.approx(tensor[1][name], rel=1e-5, abs=1e-6), name
+        assert host[2] == pytest.approx(tensor[2], rel=1e-4, abs=1e-6)
+
+
+def test_a_nan_reward_makes_the_fused_host_loss_nan() -> None:
+    reward_all = torch.tensor([3.0, float("nan"), 1.0, 2.0, 0.5, 4.0])
+    loss, _, _ = _loss_and_metrics("drpo", {}, reward_all)
+    assert np.isnan(loss)

@@ -97,17 +97,18 @@ class Batch:
 
     def take(self, local_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """state and action of some of this shard's rows, from the shard's columns where they
-        are gathered already (a critic read them), else from the tables directly."""
+        are gathered already (a critic read them), else from the tables directly.
+        (``index_select``: a third of what indexing with a tensor costs on the CPU.)"""
         if self.rows is None:
-            return self.state[local_rows], self.action[local_rows]
+            return self.state.index_select(0, local_rows), self.action.index_select(0, local_rows)
         picked = None
         out = []
         for name in ("state", "action"):
             if name in self._gathered:
-                out.append(self._gathered[name][local_rows])
+                out.append(self._gathered[name].index_select(0, local_rows))
             else:
-                picked = self.rows[local_rows] if picked is None else picked
-                out.append(self._tables[name][picked])
+                picked = self.rows.index_select(0, local_rows) if picked is None else picked
+                out.append(self._tables[name].index_select(0, picked))
         return out[0], out[1]
 
     def local(self, x_all: torch.Tensor) -> torch.Tensor:
@@ -148,12 +149,16 @@ def weighted_log_likelihood_loss(policy: GaussianPolicy, batch: Batch, w_all: to
     w = batch.local(w_all)
     if w.device.type == "cpu":  # only the rows that carry weight reach the network
         rows = w.nonzero().squeeze(1)
-        w = w[rows]
-        state, action = batch.take(rows)
-    else:
-        state, action = batch.state, batch.action
-    log_prob = policy.log_prob(state, action)
+        return weighted_rows_loss(policy, batch, rows, w[rows], count)
+    log_prob = policy.log_prob(batch.state, batch.action)
     return -global_weighted_sum(w * log_prob, batch) / count
+
+
+def weighted_rows_loss(policy: GaussianPolicy, batch: Batch, rows: torch.Tensor,
+                       w: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """The same loss from this shard's ``rows`` that carry weight and their weights ``w``."""
+    state, action = batch.take(rows)
+    return -global_weighted_sum(w * policy.log_prob(state, action), batch) / count
 
 
 class Objective(nn.Module):

@@ -27,16 +27,23 @@ Choices where the paper is silent or contradicts itself (digest §10.3-10.4, §1
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import Field
 
 from drpo_core.filtering import (
     ControllerConfig,
+    HostTopFilter,
     TopFilter,
     VarianceFeedbackController,
+    host_scalar,
     masked_std,
+    masked_std_host,
+    on_host,
+    top_kappa_host,
 )
 from drpo_core.objectives.base import (
     Batch,
@@ -46,6 +53,7 @@ from drpo_core.objectives.base import (
     ObjectiveConfig,
     exp_weights,
     weighted_log_likelihood_loss,
+    weighted_rows_loss,
 )
 from drpo_core.objectives.critic import QualityConfig, make_critic, quality_data_needs
 from drpo_core.policy import GaussianPolicy
@@ -77,6 +85,8 @@ class _FilteredObjective(Objective):
     The loss runs the policy on the kept rows with a non-zero weight only (on CPU: gathered,
     about P N of the N rows; on an accelerator the whole shard under the weights, which needs
     no host synchronisation). Both give L = -(1/K) sum_j w_j log pi(a_j | s_j) (step 6).
+    On the CPU the whole selection (steps 3-5) is one numpy pass over the signal's view
+    (``_host_loss``): tensors are made only for the kept rows, their weights and the metrics.
     """
 
     def __init__(self, policy: GaussianPolicy, config: DRPOConfig) -> None:
@@ -95,24 +105,49 @@ class _FilteredObjective(Objective):
         ``sigma_top`` = the kept rewards' std when the caller has it already."""
         raise NotImplementedError
 
+    def weights_host(self, r: np.ndarray, kept: HostTopFilter,
+                     sigma_top: np.floating) -> np.ndarray:
+        """``weights`` in numpy, in the rewards' dtype (the host path)."""
+        raise NotImplementedError
+
     def loss(self, batch: Batch, step: int) -> LossOutput:
         quality, critic_loss = self.quality_signal(batch)
+        if on_host(quality):
+            loss, metrics = self._host_loss(batch, quality.numpy())
+        else:
+            loss, metrics = self._device_loss(batch, quality)
+        if critic_loss is not None:
+            loss = loss + critic_loss
+            metrics["critic/loss"] = critic_loss.detach()
+        return LossOutput(loss, metrics)
+
+    def _device_loss(self, batch: Batch, quality: torch.Tensor
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Tensor operations only: no host synchronisation."""
         keep_share = self.controller.keep_share.clone()
         kept = self.controller.filter(quality)
         sigma_top = masked_std(quality, kept.weight, kept.count)
         ratio = self.controller.update(quality, kept, sigma_top)  # the new P: from the next step
         w_all = self.weights(quality, kept, sigma_top)
         loss = weighted_log_likelihood_loss(self.policy, batch, w_all, kept.count)
-        metrics = {
-            "filter/keep_share": keep_share,
-            "filter/nu": kept.nu,
-            "filter/sigma_ratio": ratio,
-            "filter/kept": kept.count,
-        }
-        if critic_loss is not None:
-            loss = loss + critic_loss
-            metrics["critic/loss"] = critic_loss.detach()
-        return LossOutput(loss, metrics)
+        return loss, {"filter/keep_share": keep_share, "filter/nu": kept.nu,
+                      "filter/sigma_ratio": ratio, "filter/kept": kept.count}
+
+    def _host_loss(self, batch: Batch, r: np.ndarray
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Steps 3-5 in one numpy pass on the signal's view, then the kept rows' loss (step 6)."""
+        keep_share = float(self.controller.keep_share)
+        kept = top_kappa_host(r, keep_share)  # step 3: B_top under the tie rule
+        sigma_top = masked_std_host(r, kept.weight, float(kept.count))  # std(r_top)
+        ratio = self.controller.update_host(r, float(sigma_top))  # step 4: P from the next step
+        w_local = self.weights_host(r, kept, sigma_top)[batch.shard]  # step 5, this shard
+        rows = np.flatnonzero(w_local)  # the rows that carry weight (NaN rows too)
+        count = host_scalar(kept.count, r.dtype)
+        loss = weighted_rows_loss(self.policy, batch, torch.from_numpy(rows),
+                                  torch.from_numpy(w_local[rows]), count)  # step 6
+        return loss, {"filter/keep_share": host_scalar(keep_share, np.dtype(np.float64)),
+                      "filter/nu": host_scalar(kept.nu, r.dtype),
+                      "filter/sigma_ratio": host_scalar(ratio, r.dtype), "filter/kept": count}
 
     def quality_signal(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The global batch's quality (detached) and the critic's loss (None without one)."""
@@ -133,6 +168,10 @@ def _kept_mean(x: torch.Tensor, kept: TopFilter) -> torch.Tensor:
     return (x * kept.weight).sum() / kept.count  # count = kappa N > 0
 
 
+def _kept_mean_host(r: np.ndarray, kept: HostTopFilter) -> np.floating:
+    return np.dot(r, kept.weight) / kept.count
+
+
 class DRPO(_FilteredObjective):
     name: ClassVar[str] = "drpo"
     Config: ClassVar[type[ObjectiveConfig]] = DRPOConfig
@@ -148,6 +187,12 @@ class DRPO(_FilteredObjective):
         std = masked_std(reward, kept.weight, kept.count) if sigma_top is None else sigma_top
         return kept.weight * advantage / (std + self.config.eps)  # scale only, no centring
 
+    def weights_host(self, r: np.ndarray, kept: HostTopFilter,
+                     sigma_top: np.floating) -> np.ndarray:
+        nu = kept.nu if self.config.baseline == "min_top" else _kept_mean_host(r, kept)
+        advantage = np.where(kept.weight > 0, r - nu, r.dtype.type(0))  # >= 0 (step 5)
+        return kept.weight * advantage / (sigma_top + r.dtype.type(self.config.eps))
+
 
 class DRPOExp(_FilteredObjective):
     name: ClassVar[str] = "drpo_exp"
@@ -160,6 +205,12 @@ class DRPOExp(_FilteredObjective):
                         self.config.max_weight)
         return w * kept.weight
 
+    def weights_host(self, r: np.ndarray, kept: HostTopFilter,
+                     sigma_top: np.floating) -> np.ndarray:
+        real, c = r.dtype.type, self.config
+        scaled = (r - _kept_mean_host(r, kept)) / real(c.temperature)
+        return np.exp(np.minimum(scaled, real(math.log(c.max_weight)))) * kept.weight
+
 
 class AdaptiveBC(_FilteredObjective):
     name: ClassVar[str] = "adaptive_bc"
@@ -167,4 +218,8 @@ class AdaptiveBC(_FilteredObjective):
 
     def weights(self, reward: torch.Tensor, kept: TopFilter,
                 sigma_top: torch.Tensor | None = None) -> torch.Tensor:
+        return kept.weight
+
+    def weights_host(self, r: np.ndarray, kept: HostTopFilter,
+                     sigma_top: np.floating) -> np.ndarray:
         return kept.weight
