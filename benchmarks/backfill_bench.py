@@ -2,12 +2,12 @@
 
     .venv/bin/python benchmarks/backfill_bench.py [--rows-per-day 20000] [--train-steps 1000]
 
-Two homes get the same simulated logs and a migrated MLflow store; Prefect's temporary API is
-started by a trivial flow first. The ``backfill`` flow then runs in each, once with
-``backfill_workers=1`` (every date trained in the flow's process) and once with 2 (the trainings
-on a local cluster that the flow starts and stops: its start-up is inside the time). Prints both
-wall times, their ratio (sequential / distributed), and whether the two registered the same
-versions with the same metrics.
+Two homes get the same simulated logs and a migrated MLflow store; both backfills run on one
+temporary Prefect API, the one ``drpo backfill`` starts (``flows.embedded.cli_api``). The
+``backfill`` flow then runs in each, once with ``backfill_workers=1`` (every date trained in
+the flow's process) and once with 2 (the trainings on a local cluster that the flow starts and
+stops: its start-up is inside the time). Prints both wall times, their ratio (sequential /
+distributed), and whether the two registered the same versions with the same metrics.
 """
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="drpo-backfill-bench-"))
     os.environ["DRPO_HOME"] = str(root / "setup")
+    from flows.embedded import cli_api
     from flows.settings import embedded_environment
 
     embedded_environment()
     os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
     os.environ.pop("DRPO_DASK_ADDRESS", None)
     import torch
-    from prefect import flow
 
     from drpo_core.sim import LogSimulator, scenario_config
 
@@ -81,15 +81,11 @@ def main() -> None:
         home.mkdir()
         prepare(home, logs)
 
-    @flow
-    def warm_up() -> int:
-        return 1
-
-    warm_up()
     params = RunParameters(train_steps=args.train_steps, window_days=2)
-    seq_s, seq = backfill(homes["sequential"], params)
-    dist_s, dist = backfill(homes["distributed"],
-                            params.model_copy(update={"backfill_workers": args.workers}))
+    with cli_api(say=lambda _: None):
+        seq_s, seq = backfill(homes["sequential"], params)
+        dist_s, dist = backfill(homes["distributed"],
+                                params.model_copy(update={"backfill_workers": args.workers}))
     print(f"backfill benchmark: {DAYS} dates, retrain each ({len(seq)} trainings), "
           f"{args.rows_per_day:,} rows/day, d={args.d}, {args.train_steps} steps, "
           f"{os.cpu_count()} CPUs, torch threads {args.threads} (flow) / "
