@@ -30,11 +30,9 @@ sequential condition).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import torch
 
 from drpo_core.data import TrainingData
 from drpo_core.experiments.markdown import per_seed_markdown, references_markdown
@@ -50,7 +48,7 @@ from drpo_core.experiments.study import (
     train_and_score,
 )
 from drpo_core.objectives import DataNeeds, make_config, objective_class
-from drpo_core.warehouse.sessions import session_arrays
+from drpo_core.warehouse.sessions import session_arrays, with_session_columns
 
 GAMMA = 0.9
 QUICK_STEPS = 10
@@ -114,15 +112,7 @@ def session_data(scenario: Scenario, needs: DataNeeds,
     gamma = 0.0 if needs.return_gamma is None else needs.return_gamma
     if gamma not in cache:
         cache[gamma] = session_arrays(scenario.table, gamma)
-    returns, next_row, done = cache[gamma]
-    data = scenario.data
-    if needs.return_gamma is not None:
-        data = replace(data, reward=torch.from_numpy(returns.astype(np.float32)),
-                       return_gamma=needs.return_gamma)
-    if needs.transitions:
-        data = replace(data, next_state=data.state[torch.from_numpy(next_row)],
-                       done=torch.from_numpy(done))
-    return data
+    return with_session_columns(scenario.data, needs, cache[gamma])
 
 
 def seed_cells(scenario: Scenario, size: StudySize, seed: int) -> dict[str, Any]:

@@ -127,14 +127,7 @@ class MixedLoggingAgent:
             cos = users @ self.world.items.T  # float32, shared by both components
             for c in (0, 1):
                 # softmax and its CDF in float32, in place (sampling error ~1e-5 of a probability)
-                logits = cos * np.float32(self._inv_temp[c])
-                if c == 1:
-                    logits += self._base32[c]
-                peak = logits.max(axis=1, keepdims=True)
-                np.subtract(logits, peak, out=logits)
-                np.exp(logits, out=logits)
-                log_z[first : first + self.chunk, c] = peak[:, 0] + np.log(
-                    logits.sum(axis=1, dtype=np.float64))
+                logits, log_z[first : first + self.chunk, c] = self._softmax32(cos, c)
                 mine = rows[component[rows] == c]
                 if len(mine) == 0:
                     continue

@@ -127,9 +127,16 @@ def load_training_logs(path: Path, start: dt.date | None = None, end: dt.date | 
     if not needs_sessions(needs):
         return table_to_training_data(read_training_table(path, start, end))
     table = read_training_table(path, start, end, SESSION_COLUMNS)
-    data = table_to_training_data(table)
     gamma = 0.0 if needs.return_gamma is None else needs.return_gamma
-    returns, next_row, done = session_arrays(table, gamma)
+    return with_session_columns(table_to_training_data(table), needs,
+                                session_arrays(table, gamma))
+
+
+def with_session_columns(data: TrainingData, needs: DataNeeds,
+                         arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> TrainingData:
+    """``data`` with what ``needs`` asks for, from ``session_arrays``' (return_to_go, next_row,
+    done) of the same rows: the return-to-go in the reward column, next_state and done."""
+    returns, next_row, done = arrays
     if needs.return_gamma is not None:
         data = replace(data, reward=torch.from_numpy(returns.astype(np.float32)),
                        return_gamma=needs.return_gamma)
