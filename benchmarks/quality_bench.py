@@ -21,36 +21,14 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
 
 import torch
+from train_bench import BATCH, HIDDEN, ours  # the same Trainer loop as the training bench
 
-from drpo_core.data import TrainingData, table_to_training_data
+from drpo_core.data import table_to_training_data
 from drpo_core.sim import LogSimulator, scenario_config
-from drpo_core.trainer import TrainConfig, Trainer
 
-BATCH = 320
-HIDDEN = (128, 128)
 GOAL = 0.5
-
-
-def trainer_loop(data: TrainingData, objective: dict[str, Any]) -> Callable[[int], None]:
-    """One Trainer, steps added per call (construction excluded from the timing)."""
-    holder: dict[str, Trainer] = {}
-
-    def run(steps: int) -> None:
-        if "t" not in holder:
-            cfg = TrainConfig(algorithm="drpo", steps=steps, batch_size=BATCH, log_every=50,
-                              checkpoint_every=50 * max(1, steps // 50), device="cpu",
-                              policy={"hidden": HIDDEN}, objective=objective)
-            holder["t"] = Trainer(cfg, data, progress=False)
-            holder["t"].fit()
-            return
-        t = holder["t"]
-        t.config = t.config.model_copy(update={"steps": t.step + steps})
-        t.fit()
-
-    return run
 
 
 def steps_per_second(run: Callable[[int], None], steps: int) -> tuple[float, float]:
@@ -79,7 +57,7 @@ def main() -> None:
             "drpo q": {"quality": "q"},
             "drpo advantage, critic 2 x 128": {"quality": "advantage", "critic_hidden": HIDDEN},
             "drpo q, critic 2 x 128": {"quality": "q", "critic_hidden": HIDDEN}}
-    loops = {name: trainer_loop(data, objective) for name, objective in rows.items()}
+    loops = {name: ours(data, "drpo", objective=objective) for name, objective in rows.items()}
     for run in loops.values():
         run(args.warmup)
     rates: dict[str, list[tuple[float, float]]] = {name: [] for name in loops}

@@ -32,6 +32,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,8 +98,8 @@ def bare_drpo_loop(data: TrainingData) -> Callable[[int], None]:
     return run
 
 
-def ours(data: TrainingData, algorithm: str, compile_policy: bool = False
-                ) -> Callable[[int], None]:
+def ours(data: TrainingData, algorithm: str, compile_policy: bool = False,
+         objective: dict[str, Any] | None = None) -> Callable[[int], None]:
     """Time the loop only: one Trainer, steps added per call (construction excluded)."""
     holder: dict[str, Trainer] = {}
 
@@ -106,7 +107,8 @@ def ours(data: TrainingData, algorithm: str, compile_policy: bool = False
         if "t" not in holder:
             cfg = TrainConfig(algorithm=algorithm, steps=steps, batch_size=BATCH, log_every=50,
                               checkpoint_every=50 * max(1, steps // 50), device="cpu",
-                              policy={"hidden": HIDDEN}, compile=compile_policy)
+                              policy={"hidden": HIDDEN}, compile=compile_policy,
+                              objective=objective or {})
             holder["t"] = Trainer(cfg, data, progress=False)
             holder["t"].fit()
             return
