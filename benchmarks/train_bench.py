@@ -44,6 +44,8 @@ from drpo_core.trainer import TrainConfig, Trainer
 
 BATCH = 320
 HIDDEN = (128, 128)
+#: rows Algorithm 1 kept per step, by DRPO loop (the two loops must do the same work)
+KEPT: dict[str, list[float]] = {}
 
 
 def timed(run: Callable[[int], None], steps: int, warmup: int) -> float:
@@ -83,6 +85,7 @@ def bare_drpo_loop(data: TrainingData) -> Callable[[int], None]:
             idx = torch.randint(data.n_rows, (BATCH,), generator=g)
             r = data.reward[idx]
             k = max(1, math.ceil(BATCH * state["p"] - 1e-9))
+            KEPT.setdefault("floor drpo", []).append(k)
             top_r, top = torch.topk(r, k)
             adv = top_r - top_r[-1]
             adv = adv / (adv.std(correction=0) + 1e-8)
@@ -115,6 +118,8 @@ def ours(data: TrainingData, algorithm: str, compile_policy: bool = False,
         t = holder["t"]
         t.config = t.config.model_copy(update={"steps": t.step + steps})
         t.fit()
+        if algorithm == "drpo":  # the kept mass K = N P, logged every 50 steps
+            KEPT["ours drpo"] = [h["filter/kept"] for h in t.history if "filter/kept" in h]
 
     return run
 
@@ -252,6 +257,9 @@ def main() -> None:
         print(f"ours iql / d3rlpy IQL = {rows['ours iql'] / rows['d3rlpy IQL']:.2f} (goal >= 2)")
     if "d3rlpy BC" in rows:
         print(f"ours bc / d3rlpy BC = {rows['ours bc'] / rows['d3rlpy BC']:.2f}")
+    if KEPT:
+        print("mean rows kept per step: " + ", ".join(
+            f"{name} {statistics.mean(rows):.2f}" for name, rows in KEPT.items()))
     print("goals: ours bc, ours drpo >= 0.90 x floor; ours drpo >= 0.90 x floor drpo")
 
 
