@@ -18,8 +18,8 @@ Threads default to 1: 2 threads swing up to 6x on these 2-core machines. The loo
 ``--repeats`` times (rounds); each round's ratio to that round's floor is printed, and the
 table's ratio is the median of the rounds' ratios. The load average before and after says
 whether other work shared the machine.
-``--profile`` times the parts of DRPO's step apart (the per-batch top-K, the controller, the
-weights; the network on all N rows vs on the kept rows only).
+``--profile`` times the parts of both DRPO loops' steps inside running loops (batch, selection,
+network forward and loss, clearing gradients, backward, Adam).
 """
 
 from __future__ import annotations
@@ -155,53 +155,101 @@ def d3rlpy_runner(data: TrainingData, algorithm: str) -> Callable[[int], None] |
 
 
 def profile_drpo(data: TrainingData, steps: int) -> None:
-    """The parts of DRPO's step, each timed alone over ``steps`` repetitions (ms per step)."""
-    from drpo_core.objectives import make_objective
+    """Both DRPO loops' steps cut into parts, each part timed inside a running training loop
+    (us per step, ``steps`` steps after 200 warm-up), floor and ours in turns.
 
-    torch.manual_seed(0)
-    policy = GaussianPolicy(data.d_state, data.d_action)
-    objective = make_objective("drpo", policy)
-    opt = torch.optim.Adam(policy.parameters(), lr=3e-4)
-    g = torch.Generator().manual_seed(0)
-    batches = [torch.randint(data.n_rows, (BATCH,), generator=g) for _ in range(steps)]
-    kept_rows: list[int] = []
+    In the loop a small operation costs several times what it costs alone (the backward pass
+    and Adam evict the interpreter's and numpy's working set every step), so the parts are
+    timed where they run, not apart. Ours repeats ``_FilteredObjective._host_loss`` step by step.
+    """
+    from drpo_core.filtering import batch_std_host, masked_std_host, top_kappa_host
+    from drpo_core.objectives.base import host_rows_loss
 
-    def part(fn: Callable[[torch.Tensor], None]) -> float:
-        start = time.perf_counter()
-        for idx in batches:
-            fn(idx)
-        return (time.perf_counter() - start) / steps * 1e3
+    clock = time.perf_counter
 
-    def select(idx: torch.Tensor) -> None:  # top-K, controller, weights: no network
-        r = data.reward[idx]
-        kept = objective.controller.filter(r)
-        objective.controller.update(r, kept)
-        kept_rows.append(int((objective.weights(r, kept) > 0).sum()))
+    def floor_parts() -> dict[str, float]:
+        torch.manual_seed(0)
+        policy = GaussianPolicy(data.d_state, data.d_action)
+        opt = torch.optim.Adam(policy.parameters(), lr=3e-4)
+        g = torch.Generator().manual_seed(0)
+        p, spent = 0.5, dict.fromkeys(("batch", "selection", "network forward + loss",
+                                       "clear grads", "backward", "Adam"), 0.0)
+        for i in range(steps + 200):
+            t0 = clock()
+            idx = torch.randint(data.n_rows, (BATCH,), generator=g)
+            r = data.reward[idx]
+            t1 = clock()
+            k = max(1, math.ceil(BATCH * p - 1e-9))
+            top_r, top = torch.topk(r, k)
+            adv = top_r - top_r[-1]
+            adv = adv / (adv.std(correction=0) + 1e-8)
+            homogeneous = float(top_r.std(correction=0)) < 0.5 * float(r.std(correction=0))
+            p = min(1.0, p * 1.02) if homogeneous else max(0.05, p * 0.98)
+            t2 = clock()
+            rows = idx[top]
+            loss = -(adv * policy.log_prob(data.state[rows], data.action[rows])).sum() / k
+            t3 = clock()
+            opt.zero_grad(set_to_none=True)
+            t4 = clock()
+            loss.backward()
+            t5 = clock()
+            opt.step()
+            t6 = clock()
+            if i >= 200:
+                for name, d in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5),
+                                   strict=True):
+                    spent[name] += d
+        return spent
 
-    def bare_select(idx: torch.Tensor) -> None:  # the bare loop's topk, advantage, controller
-        r = data.reward[idx]
-        top_r, _ = torch.topk(r, mean_kept)
-        adv = top_r - top_r[-1]
-        bare_kept.append(adv / (adv.std(correction=0) + 1e-8))
-        bare_kept.append(float(top_r.std(correction=0)) < 0.5 * float(r.std(correction=0)))
+    def ours_parts() -> dict[str, float]:
+        cfg = TrainConfig(algorithm="drpo", steps=steps + 200, batch_size=BATCH, device="cpu",
+                          policy={"hidden": HIDDEN})
+        t = Trainer(cfg, data, progress=False)
+        objective, controller = t.objective, t.objective.controller
+        params = [q for group in t.optimizer.param_groups for q in group["params"]]
+        spent = dict.fromkeys(("batch", "selection", "network forward + loss", "clear grads",
+                               "backward", "Adam"), 0.0)
+        for i in range(steps + 200):
+            t0 = clock()
+            batch = t._batch()
+            t1 = clock()
+            r = objective.quality_signal(batch)[0].numpy()  # steps 3-5, as _host_loss does
+            keep_share = float(controller.keep_share)
+            sigma_batch = batch_std_host(r)
+            kept = top_kappa_host(r, keep_share, finite=math.isfinite(sigma_batch))
+            sigma_top = masked_std_host(kept.top, kept.weight, float(kept.count))
+            controller.update_host(sigma_top, sigma_batch)
+            w = objective.weights_host(kept, sigma_top)
+            t2 = clock()
+            loss = host_rows_loss(objective.policy, batch, kept.rows, w, float(kept.count))
+            t3 = clock()
+            for q in params:
+                q.grad = None
+            t4 = clock()
+            loss.backward()
+            t5 = clock()
+            t.optimizer.step()
+            t6 = clock()
+            if i >= 200:
+                for name, d in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5),
+                                   strict=True):
+                    spent[name] += d
+        return spent
 
-    def network(rows: torch.Tensor) -> None:
-        loss = -policy.log_prob(data.state[rows], data.action[rows]).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    t_select = part(select)
-    mean_kept = round(statistics.mean(kept_rows))
-    bare_kept: list[object] = []
-    t_bare = part(bare_select)
-    t_all = part(network)
-    t_kept = part(lambda idx: network(idx[:mean_kept]))
-    print(f"DRPO step parts, ms per step over {steps} steps (batch {BATCH}):")
-    print(f"  top-K filter + controller + weights (320 rewards)   {t_select:7.3f}")
-    print(f"  the bare loop's topk + advantage + controller         {t_bare:7.3f}")
-    print(f"  policy NLL forward/backward + Adam, all {BATCH} rows  {t_all:7.3f}")
-    print(f"  the same on the kept rows only (mean {mean_kept})       {t_kept:7.3f}")
+    floor, ours_ = floor_parts(), ours_parts()
+    floor2, ours2 = floor_parts(), ours_parts()
+    print(f"DRPO's step in parts, us per step inside the loop ({steps} steps, batch {BATCH}; "
+          "the mean of two turns each):")
+    print(f"  {'part':<26}{'floor drpo':>12}{'ours drpo':>12}")
+    total_f = total_o = 0.0
+    for name in floor:
+        f = (floor[name] + floor2[name]) / 2 / steps * 1e6
+        o = (ours_[name] + ours2[name]) / 2 / steps * 1e6
+        total_f, total_o = total_f + f, total_o + o
+        print(f"  {name:<26}{f:>12.1f}{o:>12.1f}")
+    print(f"  {'sum of the parts':<26}{total_f:>12.1f}{total_o:>12.1f}   "
+          f"(ours / floor in steps/s: {total_f / total_o:.2f}; the Trainer's bookkeeping, the "
+          "loss trace and the metrics, is not in these parts)")
 
 
 def main() -> None:
@@ -223,11 +271,13 @@ def main() -> None:
     if args.profile:
         profile_drpo(data, args.steps)
         return
+    # each ratio's two loops run back to back, so that both see the machine in the same state
     loops: dict[str, Callable[[], Callable[[int], None] | None]] = {
         "floor (bare PyTorch)": lambda: bare_loop(data),
-        "floor drpo (bare)": lambda: bare_drpo_loop(data)}
-    for algorithm in ("bc", "drpo", "iql"):
-        loops[f"ours {algorithm}"] = lambda a=algorithm: ours(data, a)
+        "ours bc": lambda: ours(data, "bc"),
+        "floor drpo (bare)": lambda: bare_drpo_loop(data),
+        "ours drpo": lambda: ours(data, "drpo"),
+        "ours iql": lambda: ours(data, "iql")}
     for algorithm in ("bc", "iql"):
         loops[f"d3rlpy {algorithm.upper()}"] = lambda a=algorithm: d3rlpy_runner(data, a)
     if args.compile:

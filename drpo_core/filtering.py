@@ -47,7 +47,8 @@ _HOST_DTYPES = frozenset({torch.float32, torch.float64})
 
 def on_host(x: torch.Tensor) -> bool:
     """True when ``x`` can go through numpy: a CPU tensor outside autograd, of a numpy dtype."""
-    return x.device.type in HOST_DEVICES and x.dtype in _HOST_DTYPES and not x.requires_grad
+    on_cpu = x.is_cpu and "cpu" in HOST_DEVICES  # is_cpu: no device object per call
+    return on_cpu and x.dtype in _HOST_DTYPES and not x.requires_grad
 
 
 def host_scalar(value: float | np.floating, dtype: np.dtype) -> torch.Tensor:
@@ -92,35 +93,66 @@ def top_kappa(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
 
 @dataclass(frozen=True)
 class HostTopFilter:
-    """``TopFilter`` in numpy (the host path): kept masses, the cut nu, the kept mass K."""
+    """``TopFilter`` in numpy, sparse (the host path): the kept rows only, ascending.
 
-    weight: np.ndarray  # (N,) in the rewards' dtype; NaN on a NaN or inf reward's row
+    ``rows`` are the rows at or above the cut (every row when a reward is NaN or inf: such a
+    row's mass is NaN, so the loss names the step); ``top`` their rewards, ``weight`` their kept
+    masses (a tied row at the cut may hold 0). Outside ``rows`` every mass is 0, so each step
+    after the cut works on about N P values instead of N.
+    """
+
+    rows: np.ndarray  # (k,) int64, ascending
+    top: np.ndarray  # (k,) the rewards of ``rows``
+    weight: np.ndarray  # (k,) their kept masses, in the rewards' dtype
     nu: np.floating  # the cut, in the rewards' dtype
     count: np.floating  # K = kappa N, in the rewards' dtype
 
+    def dense(self, n: int) -> np.ndarray:
+        """The kept mass of each of the ``n`` rows (0 outside ``rows``)."""
+        weight = np.zeros(n, dtype=self.weight.dtype)
+        weight[self.rows] = self.weight
+        return weight
 
-def top_kappa_host(r: np.ndarray, kappa: float) -> HostTopFilter:
-    """The tie rule on a numpy view of the rewards (the host path of ``top_kappa``)."""
+
+def top_kappa_host(r: np.ndarray, kappa: float, finite: bool | None = None) -> HostTopFilter:
+    """The tie rule on a numpy view of the rewards (the host path of ``top_kappa``);
+    ``finite``: whether every reward is finite, when the caller knows it already."""
     n = r.shape[0]
     target = kappa * n  # the kept mass kappa n
     k = min(max(math.ceil(target - CEIL_SLACK), 1), n)
     cut = np.partition(r, n - k)[n - k]  # the k-th largest reward (a NaN counts as largest)
-    above = r > cut
-    at = r == cut
+    if finite is None:
+        finite = bool(np.isfinite(r).all())
+    if not finite:  # a NaN or inf reward poisons its row: the loss names the step
+        return _top_kappa_host_dense(r, target, cut)
+    rows = np.flatnonzero(r >= cut)
+    top = r[rows]
+    at = top == cut  # at least the cut's own row
+    rows_at = int(np.count_nonzero(at))
+    rows_above = len(rows) - rows_at
+    share = min(1.0, max(0.0, (target - rows_above) / rows_at))
+    real = r.dtype.type  # 1 above the cut; the rows tied at it share what is left of kappa n
+    weight = np.where(at, real(share), real(1.0))
+    return HostTopFilter(rows, top, weight, cut, r.dtype.type(rows_above + share * rows_at))
+
+
+def _top_kappa_host_dense(r: np.ndarray, target: float, cut: np.floating) -> HostTopFilter:
+    """The rule over all N rows, for a batch with a NaN or inf reward (poisoned rows: NaN)."""
+    above, at = r > cut, r == cut
     rows_above, rows_at = int(np.count_nonzero(above)), int(np.count_nonzero(at))
     share = min(1.0, max(0.0, (target - rows_above) / rows_at)) if rows_at else 0.0
-    weight = above.astype(r.dtype)  # 1 above the cut
-    weight[at] = share  # the rows tied at the cut share what is left of kappa n
-    if not np.isfinite(r).all():  # a NaN or inf reward poisons its row: the loss names the step
-        weight[~np.isfinite(r)] = np.nan
-    return HostTopFilter(weight, cut, r.dtype.type(rows_above + share * rows_at))
+    weight = above.astype(r.dtype)
+    weight[at] = share
+    weight[~np.isfinite(r)] = np.nan
+    return HostTopFilter(np.arange(len(r)), r, weight, cut,
+                         r.dtype.type(rows_above + share * rows_at))
 
 
 def _top_kappa_host(reward: torch.Tensor, kappa: float) -> TopFilter:
     kept = top_kappa_host(reward.detach().numpy(), kappa)
-    return TopFilter(torch.from_numpy(kept.weight), torch.from_numpy(kept.weight > 0),
-                     host_scalar(kept.nu, kept.weight.dtype),
-                     host_scalar(kept.count, kept.weight.dtype))
+    weight = kept.dense(reward.shape[0])
+    return TopFilter(torch.from_numpy(weight), torch.from_numpy(weight > 0),
+                     host_scalar(kept.nu, weight.dtype), host_scalar(kept.count, weight.dtype))
 
 
 def _top_kappa_device(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
@@ -182,11 +214,18 @@ def _masked_std_host(x: torch.Tensor, weight: torch.Tensor, count: torch.Tensor 
 def masked_std_host(x: np.ndarray, weight: np.ndarray, count: float | None = None
                     ) -> np.floating:
     """``masked_std`` on numpy arrays: summed in float64, returned in x's dtype."""
-    m = weight.astype(np.float64)
-    total = max(float(m.sum()), 1e-12) if count is None else count
-    d = x.astype(np.float64)
-    d -= np.dot(d, m) / total  # x - mean
-    return x.dtype.type(math.sqrt(np.dot(d * d, m) / total))
+    total = max(float(weight.sum(dtype=np.float64)), 1e-12) if count is None else count
+    d = x.astype(np.float64)  # the weights are cast by dot, exactly
+    d -= np.dot(d, weight) / total  # x - mean
+    return x.dtype.type(math.sqrt(np.dot(d * d, weight) / total))
+
+
+def batch_std_host(r: np.ndarray) -> np.floating:
+    """std(r), population, summed in float64 and returned in r's dtype: NaN or inf when a
+    reward is (so it also tells the host path whether the batch is finite)."""
+    n = len(r)
+    d = np.subtract(r, r.sum(dtype=np.float64) / n, dtype=np.float64)  # r - mean, in float64
+    return r.dtype.type(math.sqrt(np.dot(d, d) / n))
 
 
 class VarianceFeedbackController(nn.Module):
@@ -215,26 +254,21 @@ class VarianceFeedbackController(nn.Module):
         if sigma_top is None:
             sigma_top = masked_std(reward, kept.weight, kept.count)
         if on_host(reward) and on_host(sigma_top):
-            return self._update_host(reward.numpy(), float(sigma_top))
+            r = reward.numpy()
+            ratio = self.update_host(r.dtype.type(sigma_top), batch_std_host(r))
+            return host_scalar(ratio, r.dtype)
         return self._update_device(reward, sigma_top)
 
-    def _update_host(self, r: np.ndarray, sigma_top: float) -> torch.Tensor:
-        return host_scalar(self.update_host(r, sigma_top), r.dtype)
-
-    def update_host(self, r: np.ndarray, sigma_top: float) -> np.floating:
-        """The rule on host floats, in the rewards' dtype as the tensor code computes it;
-        returns sigma_top / sigma_batch as a numpy scalar."""
-        c, real = self.config, r.dtype.type
-        d = r.astype(np.float64)
-        d -= d.sum() / len(d)
-        sigma_batch = real(math.sqrt(np.dot(d, d) / len(d)))  # std(r), population
-        s_top = real(sigma_top)
+    def update_host(self, sigma_top: np.floating, sigma_batch: np.floating) -> np.floating:
+        """The rule on host scalars in the rewards' dtype, as the tensor code computes it;
+        returns sigma_top / sigma_batch."""
+        c, real = self.config, type(sigma_top)
         if c.adaptive:
             p = float(self.keep_share)
-            homogeneous = s_top < real(c.target_ratio) * sigma_batch
+            homogeneous = sigma_top < real(c.target_ratio) * sigma_batch
             self.keep_share.fill_(min(p * c.relax_factor, c.max_keep_share) if homogeneous
                                   else max(p * c.tighten_factor, c.min_keep_share))
-        return s_top / np.maximum(sigma_batch, real(1e-12))
+        return sigma_top / max(sigma_batch, real(1e-12))
 
     @torch.no_grad()
     def _update_device(self, reward: torch.Tensor, sigma_top: torch.Tensor) -> torch.Tensor:

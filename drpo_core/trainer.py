@@ -382,10 +382,10 @@ class Trainer:
                            device=self.device, dtype=torch.float64)
             pick = torch.searchsorted(self._pool_cdf, u * self._pool_cdf[-1], right=True)
             pick = pick.clamp_(max=len(self.pool) - 1)
-        idx = pick if self._pool_is_all else self.pool[pick]
-        local = idx[self._shard]
+        idx = pick if self._pool_is_all else self.pool.index_select(0, pick)
+        local = idx if self.ctx.world_size == 1 else idx[self._shard]
         return Batch(state=d.state, action=d.action, reward=d.reward,
-                     behavior_logprob=d.behavior_logprob, reward_all=d.reward[idx],
+                     behavior_logprob=d.behavior_logprob, reward_all=d.reward.index_select(0, idx),
                      shard=self._shard, world_size=self.ctx.world_size,
                      generator=self.generator, rows=local,  # rows gathered on use
                      next_state=d.next_state, done=d.done)
@@ -409,8 +409,14 @@ class Trainer:
             raise ValueError(f"the drawn sample covers {self.data.steps} steps of batch "
                              f"{cfg.batch_size}; steps={cfg.steps}: draw steps x batch_size rows")
         window: list[torch.Tensor] = []  # the step losses, stacked and read at a log
-        pending: list[dict[str, torch.Tensor]] = []  # the objective's metrics, read at a log
+        pending: list[dict[str, torch.Tensor | float]] = []  # the metrics, read at a log
         autocast = self._autocast() if self._autocast_enabled() else contextlib.nullcontext()
+        # one process, no compile: the loss itself (Module.__call__ would only add its hook
+        # checks to every step); DDP and torch.compile go through their wrappers
+        forward = self.objective.loss if self._model is self.objective else self._model
+        # zero_grad(set_to_none=True) is this loop plus a profiler range per call (tens of us
+        # a step on a small network, issue 15 §5): the trainer clears the gradients itself
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         after_step = self.objective.after_step if self.objective.needs_after_step() else None
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.algorithm}",
                    unit="step", disable=not self.progress, mininterval=1.0)
@@ -419,18 +425,18 @@ class Trainer:
         while self.step < cfg.steps:
             batch = self._batch()
             with autocast:
-                out = self._model(batch, self.step)
-            self.optimizer.zero_grad(set_to_none=True)
+                out = forward(batch, self.step)
+            for p in params:
+                p.grad = None
             out.loss.backward()
             if cfg.grad_clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
-                                               cfg.grad_clip_norm)
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
             self.optimizer.step()
             if after_step is not None:
                 after_step(self.step)
             window.append(out.loss.detach())  # no copy into a buffer: one op less per step
-            pending.append({k: v.detach() if v.requires_grad else v
-                            for k, v in out.metrics.items()})
+            pending.append({k: v.detach() if isinstance(v, torch.Tensor) and v.requires_grad
+                            else v for k, v in out.metrics.items()})
             self.step += 1
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 n = self.step - window_start
@@ -445,15 +451,20 @@ class Trainer:
         return TrainResult(self.policy, self.objective, self.history, self.step, resumed_from,
                            final)
 
-    def _log(self, losses: torch.Tensor, sums: dict[str, torch.Tensor], n: int,
+    def _log(self, losses: torch.Tensor, sums: dict[str, torch.Tensor | float], n: int,
              first_step: int) -> None:
         policy_metrics = self.objective.policy_metrics()
         with torch.no_grad():
             policy_metrics["policy/mean_norm"] = self.policy(self._probe_states).norm(
                 dim=1).mean()
         policy_metrics["data/action_norm"] = self._action_norm
-        values = torch.stack([losses.mean(), *(v / n for v in sums.values()),
-                              *policy_metrics.values()]).cpu().tolist()
+        on_device = [k for k, v in sums.items() if isinstance(v, torch.Tensor)]
+        read = torch.stack([losses.mean(), *(sums[k] / n for k in on_device),
+                            *policy_metrics.values()]).cpu().tolist()  # one host read
+        cut = 1 + len(on_device)
+        device_means = dict(zip(on_device, read[1:cut], strict=True))
+        values = [read[0], *(device_means[k] if k in device_means else float(v) / n
+                             for k, v in sums.items()), *read[cut:]]
         finite = torch.isfinite(losses).cpu()
         if not bool(finite.all()):
             bad = first_step + int((~finite).nonzero()[0, 0])
@@ -475,11 +486,20 @@ class Trainer:
                 cb.on_log(self.step, metrics)
 
 
-def _metric_sums(pending: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def _metric_sums(pending: list[dict[str, torch.Tensor | float]]
+                 ) -> dict[str, torch.Tensor | float]:
     """Each metric summed over the steps of a log window (read once per window, not per step;
-    an objective may leave a metric out on some steps)."""
+    an objective may leave a metric out on some steps): tensors stacked on their device, host
+    floats summed exactly (``math.fsum``)."""
     names = dict.fromkeys(k for m in pending for k in m)
-    return {k: torch.stack([m[k].float() for m in pending if k in m]).sum() for k in names}
+    sums: dict[str, torch.Tensor | float] = {}
+    for k in names:
+        values = [m[k] for m in pending if k in m]
+        if all(isinstance(v, float) for v in values):
+            sums[k] = math.fsum(values)  # type: ignore[arg-type]
+        else:
+            sums[k] = torch.stack([torch.as_tensor(v).float() for v in values]).sum()
+    return sums
 
 
 def _sampling_cdf(weight: torch.Tensor | None) -> torch.Tensor | None:

@@ -65,7 +65,9 @@ def test_a_seeded_run_follows_the_same_trajectory_on_both_paths(monkeypatch) -> 
     host_params, host_shares = _train(200)
     monkeypatch.setattr(filtering, "HOST_DEVICES", frozenset())
     tensor_params, tensor_shares = _train(200)
-    assert host_shares == tensor_shares  # the controller took the same branch at every step
+    # the controller took the same branch at every step (a branch moves P by 2 %; the host
+    # path sums its metrics exactly, the tensor path in float32)
+    assert host_shares == pytest.approx(tensor_shares, rel=1e-6)
     torch.testing.assert_close(host_params, tensor_params, rtol=0.0, atol=1e-6)
 
 
@@ -82,7 +84,7 @@ def _loss_and_metrics(algorithm: str, options: dict, reward_all: torch.Tensor
     out.loss.backward()
     grad = sum(float(p.grad.abs().sum()) for p in objective.policy.parameters()
                if p.grad is not None)
-    return out.loss.item(), {k: v.item() for k, v in out.metrics.items()}, grad
+    return out.loss.item(), {k: float(v) for k, v in out.metrics.items()}, grad
 
 
 @pytest.mark.parametrize(("algorithm", "options"), [

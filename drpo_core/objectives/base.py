@@ -11,9 +11,11 @@ this rank's share, so averaging gradients over ranks equals the single-process g
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
@@ -101,6 +103,10 @@ class Batch:
         (``index_select``: a third of what indexing with a tensor costs on the CPU.)"""
         if self.rows is None:
             return self.state.index_select(0, local_rows), self.action.index_select(0, local_rows)
+        if not self._gathered:  # the common case: straight from the tables
+            picked = self.rows.index_select(0, local_rows)
+            return (self._tables["state"].index_select(0, picked),
+                    self._tables["action"].index_select(0, picked))
         picked = None
         out = []
         for name in ("state", "action"):
@@ -129,8 +135,9 @@ class DataNeeds:
 @dataclass
 class LossOutput:
     loss: torch.Tensor
-    #: 0-d tensors, new every step (the trainer keeps them until the next log step)
-    metrics: dict[str, torch.Tensor]
+    #: 0-d tensors, new every step, or host floats where the step has them on the host
+    #: already (the trainer keeps them until the next log step, then reads them at once)
+    metrics: dict[str, torch.Tensor | float]
 
 
 def global_weighted_sum(values: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -155,10 +162,30 @@ def weighted_log_likelihood_loss(policy: GaussianPolicy, batch: Batch, w_all: to
 
 
 def weighted_rows_loss(policy: GaussianPolicy, batch: Batch, rows: torch.Tensor,
-                       w: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """The same loss from this shard's ``rows`` that carry weight and their weights ``w``."""
+                       w: torch.Tensor, count: torch.Tensor | float) -> torch.Tensor:
+    """The same loss from some of this shard's ``rows`` (those that may carry weight) and
+    their weights ``w``: the weighted sum as one ``dot``, the sign and 1/count one scale."""
     state, action = batch.take(rows)
-    return -global_weighted_sum(w * policy.log_prob(state, action), batch) / count
+    log_prob = policy.log_prob(state, action)
+    return torch.dot(w.to(log_prob.dtype), log_prob) * _loss_scale(batch, float(count))
+
+
+def host_rows_loss(policy: GaussianPolicy, batch: Batch, rows: np.ndarray, w: np.ndarray,
+                   count: float) -> torch.Tensor:
+    """``weighted_rows_loss`` from numpy rows and weights (the host path): the scale is
+    applied to the weights in numpy, so the loss is one ``dot`` after the policy."""
+    state, action = batch.take(torch.from_numpy(rows))
+    w_scaled = torch.from_numpy(w * w.dtype.type(_loss_scale(batch, count)))
+    log_prob = policy.log_prob(state, action)
+    if w_scaled.dtype != log_prob.dtype:  # float64 rewards
+        w_scaled = w_scaled.to(log_prob.dtype)
+    return torch.dot(w_scaled, log_prob)
+
+
+def _loss_scale(batch: Batch, count: float) -> float:
+    """-(world size) / K: the sign of a likelihood loss, global_weighted_sum's factor and the
+    mean over the kept mass K; NaN without kept mass (a NaN reward's cut: the step is named)."""
+    return -batch.world_size / count if count else math.nan
 
 
 class Objective(nn.Module):

@@ -39,7 +39,7 @@ from drpo_core.filtering import (
     HostTopFilter,
     TopFilter,
     VarianceFeedbackController,
-    host_scalar,
+    batch_std_host,
     masked_std,
     masked_std_host,
     on_host,
@@ -52,8 +52,8 @@ from drpo_core.objectives.base import (
     Objective,
     ObjectiveConfig,
     exp_weights,
+    host_rows_loss,
     weighted_log_likelihood_loss,
-    weighted_rows_loss,
 )
 from drpo_core.objectives.critic import QualityConfig, make_critic, quality_data_needs
 from drpo_core.policy import GaussianPolicy
@@ -82,11 +82,12 @@ class _FilteredObjective(Objective):
     The filter, the controller and the weights act on the batch's quality signal (``quality``,
     objectives/critic.py: the reward by default); with a learned one (advantage, q) the critic's
     loss is added to the policy's and reported as ``critic/loss``.
-    The loss runs the policy on the kept rows with a non-zero weight only (on CPU: gathered,
-    about P N of the N rows; on an accelerator the whole shard under the weights, which needs
-    no host synchronisation). Both give L = -(1/K) sum_j w_j log pi(a_j | s_j) (step 6).
-    On the CPU the whole selection (steps 3-5) is one numpy pass over the signal's view
-    (``_host_loss``): tensors are made only for the kept rows, their weights and the metrics.
+    The loss runs the policy on the kept rows only (on CPU: gathered, the about P N rows at or
+    above the cut; on an accelerator the whole shard under the weights, which needs no host
+    synchronisation). Both give L = -(1/K) sum_j w_j log pi(a_j | s_j) (step 6).
+    On the CPU the selection (steps 3-5) runs in numpy on the signal's view (``_host_loss``):
+    after the cut only the kept rows (about N P) are touched, and tensors are made only for
+    them, their weights and the metrics.
     """
 
     def __init__(self, policy: GaussianPolicy, config: DRPOConfig) -> None:
@@ -105,9 +106,9 @@ class _FilteredObjective(Objective):
         ``sigma_top`` = the kept rewards' std when the caller has it already."""
         raise NotImplementedError
 
-    def weights_host(self, r: np.ndarray, kept: HostTopFilter,
-                     sigma_top: np.floating) -> np.ndarray:
-        """``weights`` in numpy, in the rewards' dtype (the host path)."""
+    def weights_host(self, kept: HostTopFilter, sigma_top: np.floating) -> np.ndarray:
+        """``weights`` in numpy on the kept rows only (``kept.rows``; every other row's weight
+        is 0), in the rewards' dtype (the host path)."""
         raise NotImplementedError
 
     def loss(self, batch: Batch, step: int) -> LossOutput:
@@ -134,20 +135,21 @@ class _FilteredObjective(Objective):
                       "filter/sigma_ratio": ratio, "filter/kept": kept.count}
 
     def _host_loss(self, batch: Batch, r: np.ndarray
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Steps 3-5 in one numpy pass on the signal's view, then the kept rows' loss (step 6)."""
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
+        """Steps 3-5 in numpy, on the kept rows after the cut, then their loss (step 6).
+        The metrics are host floats (no tensor per metric and step)."""
         keep_share = float(self.controller.keep_share)
-        kept = top_kappa_host(r, keep_share)  # step 3: B_top under the tie rule
-        sigma_top = masked_std_host(r, kept.weight, float(kept.count))  # std(r_top)
-        ratio = self.controller.update_host(r, float(sigma_top))  # step 4: P from the next step
-        w_local = self.weights_host(r, kept, sigma_top)[batch.shard]  # step 5, this shard
-        rows = np.flatnonzero(w_local)  # the rows that carry weight (NaN rows too)
-        count = host_scalar(kept.count, r.dtype)
-        loss = weighted_rows_loss(self.policy, batch, torch.from_numpy(rows),
-                                  torch.from_numpy(w_local[rows]), count)  # step 6
-        return loss, {"filter/keep_share": host_scalar(keep_share, np.dtype(np.float64)),
-                      "filter/nu": host_scalar(kept.nu, r.dtype),
-                      "filter/sigma_ratio": host_scalar(ratio, r.dtype), "filter/kept": count}
+        sigma_batch = batch_std_host(r)  # std(r): finite unless a reward is NaN or inf
+        kept = top_kappa_host(r, keep_share, finite=math.isfinite(sigma_batch))  # step 3
+        sigma_top = masked_std_host(kept.top, kept.weight, float(kept.count))  # std(r_top)
+        ratio = self.controller.update_host(sigma_top, sigma_batch)  # step 4: P from next step
+        rows, w = _this_shard(kept.rows, self.weights_host(kept, sigma_top), batch.shard, len(r))
+        # the kept rows reach the network, the cut's (weight 0 under min_top) too: one row
+        # more is cheaper than a selection, and the accelerator path runs every row anyway
+        count = float(kept.count)
+        loss = host_rows_loss(self.policy, batch, rows, w, count)  # step 6
+        return loss, {"filter/keep_share": keep_share, "filter/nu": float(kept.nu),
+                      "filter/sigma_ratio": float(ratio), "filter/kept": count}
 
     def quality_signal(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The global batch's quality (detached) and the critic's loss (None without one)."""
@@ -168,8 +170,18 @@ def _kept_mean(x: torch.Tensor, kept: TopFilter) -> torch.Tensor:
     return (x * kept.weight).sum() / kept.count  # count = kappa N > 0
 
 
-def _kept_mean_host(r: np.ndarray, kept: HostTopFilter) -> np.floating:
-    return np.dot(r, kept.weight) / kept.count
+def _kept_mean_host(kept: HostTopFilter) -> np.floating:
+    return np.dot(kept.top, kept.weight) / kept.count
+
+
+def _this_shard(rows: np.ndarray, w: np.ndarray, shard: slice, n: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The kept rows of the global batch that fall in this rank's shard, as shard positions."""
+    start, stop, _ = shard.indices(n)
+    if (start, stop) == (0, n):
+        return rows, w
+    lo, hi = np.searchsorted(rows, (start, stop))
+    return rows[lo:hi] - start, w[lo:hi]
 
 
 class DRPO(_FilteredObjective):
@@ -187,11 +199,13 @@ class DRPO(_FilteredObjective):
         std = masked_std(reward, kept.weight, kept.count) if sigma_top is None else sigma_top
         return kept.weight * advantage / (std + self.config.eps)  # scale only, no centring
 
-    def weights_host(self, r: np.ndarray, kept: HostTopFilter,
-                     sigma_top: np.floating) -> np.ndarray:
-        nu = kept.nu if self.config.baseline == "min_top" else _kept_mean_host(r, kept)
-        advantage = np.where(kept.weight > 0, r - nu, r.dtype.type(0))  # >= 0 (step 5)
-        return kept.weight * advantage / (sigma_top + r.dtype.type(self.config.eps))
+    def weights_host(self, kept: HostTopFilter, sigma_top: np.floating) -> np.ndarray:
+        scale = sigma_top + kept.top.dtype.type(self.config.eps)
+        if self.config.baseline == "min_top":  # A = r - nu >= 0 on the kept rows (step 5);
+            # every mass is 1 above the cut and A = 0 at it, so m A = A exactly (a NaN
+            # reward's batch has a NaN std: every weight is NaN either way)
+            return (kept.top - kept.nu) / scale
+        return kept.weight * (kept.top - _kept_mean_host(kept)) / scale
 
 
 class DRPOExp(_FilteredObjective):
@@ -205,10 +219,9 @@ class DRPOExp(_FilteredObjective):
                         self.config.max_weight)
         return w * kept.weight
 
-    def weights_host(self, r: np.ndarray, kept: HostTopFilter,
-                     sigma_top: np.floating) -> np.ndarray:
-        real, c = r.dtype.type, self.config
-        scaled = (r - _kept_mean_host(r, kept)) / real(c.temperature)
+    def weights_host(self, kept: HostTopFilter, sigma_top: np.floating) -> np.ndarray:
+        real, c = kept.top.dtype.type, self.config
+        scaled = (kept.top - _kept_mean_host(kept)) / real(c.temperature)
         return np.exp(np.minimum(scaled, real(math.log(c.max_weight)))) * kept.weight
 
 
@@ -220,6 +233,5 @@ class AdaptiveBC(_FilteredObjective):
                 sigma_top: torch.Tensor | None = None) -> torch.Tensor:
         return kept.weight
 
-    def weights_host(self, r: np.ndarray, kept: HostTopFilter,
-                     sigma_top: np.floating) -> np.ndarray:
+    def weights_host(self, kept: HostTopFilter, sigma_top: np.floating) -> np.ndarray:
         return kept.weight
