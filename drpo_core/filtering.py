@@ -259,12 +259,13 @@ class VarianceFeedbackController(nn.Module):
             return host_scalar(ratio, r.dtype)
         return self._update_device(reward, sigma_top)
 
-    def update_host(self, sigma_top: np.floating, sigma_batch: np.floating) -> np.floating:
+    def update_host(self, sigma_top: np.floating, sigma_batch: np.floating,
+                    keep_share: float | None = None) -> np.floating:
         """The rule on host scalars in the rewards' dtype, as the tensor code computes it;
-        returns sigma_top / sigma_batch."""
+        returns sigma_top / sigma_batch. ``keep_share``: P, when the caller has read it."""
         c, real = self.config, type(sigma_top)
         if c.adaptive:
-            p = float(self.keep_share)
+            p = float(self.keep_share) if keep_share is None else keep_share
             homogeneous = sigma_top < real(c.target_ratio) * sigma_batch
             self.keep_share.fill_(min(p * c.relax_factor, c.max_keep_share) if homogeneous
                                   else max(p * c.tighten_factor, c.min_keep_share))

@@ -142,7 +142,7 @@ class _FilteredObjective(Objective):
         sigma_batch = batch_std_host(r)  # std(r): finite unless a reward is NaN or inf
         kept = top_kappa_host(r, keep_share, finite=math.isfinite(sigma_batch))  # step 3
         sigma_top = masked_std_host(kept.top, kept.weight, float(kept.count))  # std(r_top)
-        ratio = self.controller.update_host(sigma_top, sigma_batch)  # step 4: P from next step
+        ratio = self.controller.update_host(sigma_top, sigma_batch, keep_share)  # step 4
         rows, w = _this_shard(kept.rows, self.weights_host(kept, sigma_top), batch.shard, len(r))
         # the kept rows reach the network, the cut's (weight 0 under min_top) too: one row
         # more is cheaper than a selection, and the accelerator path runs every row anyway
