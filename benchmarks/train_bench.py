@@ -9,7 +9,8 @@ Rows (gradient steps per second, higher is better):
   floor drpo   the same loop with Algorithm 1 written bare: per-batch top-K by reward
                (torch.topk, K = ceil(N P)), the controller on Python floats, the normalised
                advantage, the weighted loss over the kept rows only
-  ours bc / drpo / iql   drpo_core.trainer.Trainer
+  ours bc / drpo / iql   drpo_core.trainer.Trainer with its defaults (metrics, the collapse
+                         monitor and the loss trace read every 100 steps)
   d3rlpy BC / IQL        d3rlpy 2.x (stochastic BC policy, IQL) through ``fit``
   ours bc compiled       with ``torch.compile`` of the policy (only with --compile)
 Goals (issue: drpo_core): bc and drpo >= 0.9 x floor; iql >= 2 x d3rlpy IQL; (issue 15)
@@ -108,17 +109,16 @@ def ours(data: TrainingData, algorithm: str, compile_policy: bool = False,
 
     def run(steps: int) -> None:
         if "t" not in holder:
-            cfg = TrainConfig(algorithm=algorithm, steps=steps, batch_size=BATCH, log_every=50,
-                              checkpoint_every=50 * max(1, steps // 50), device="cpu",
+            cfg = TrainConfig(algorithm=algorithm, steps=steps, batch_size=BATCH, device="cpu",
                               policy={"hidden": HIDDEN}, compile=compile_policy,
-                              objective=objective or {})
+                              objective=objective or {})  # the defaults: a log every 100 steps
             holder["t"] = Trainer(cfg, data, progress=False)
             holder["t"].fit()
             return
         t = holder["t"]
         t.config = t.config.model_copy(update={"steps": t.step + steps})
         t.fit()
-        if algorithm == "drpo":  # the kept mass K = N P, logged every 50 steps
+        if algorithm == "drpo":  # the kept mass K = N P, averaged over each log window
             KEPT["ours drpo"] = [h["filter/kept"] for h in t.history if "filter/kept" in h]
 
     return run
@@ -162,7 +162,7 @@ def profile_drpo(data: TrainingData, steps: int) -> None:
     and Adam evict the interpreter's and numpy's working set every step), so the parts are
     timed where they run, not apart. Ours repeats ``_FilteredObjective._host_loss`` step by step.
     """
-    from drpo_core.filtering import batch_std_host, masked_std_host, top_kappa_host
+    from drpo_core.filtering import batch_std_host, top_kappa_host
     from drpo_core.objectives.base import host_rows_loss
 
     clock = time.perf_counter
@@ -214,10 +214,10 @@ def profile_drpo(data: TrainingData, steps: int) -> None:
             batch = t._batch()
             t1 = clock()
             r = objective.quality_signal(batch)[0].numpy()  # steps 3-5, as _host_loss does
-            keep_share = float(controller.keep_share)
+            keep_share = controller.keep_share_host()
             sigma_batch = batch_std_host(r)
             kept = top_kappa_host(r, keep_share, finite=math.isfinite(sigma_batch))
-            sigma_top = masked_std_host(kept.top, kept.weight, float(kept.count))
+            sigma_top = kept.std()
             controller.update_host(sigma_top, sigma_batch)
             w = objective.weights_host(kept, sigma_top)
             t2 = clock()

@@ -91,25 +91,58 @@ def top_kappa(reward: torch.Tensor, kappa: torch.Tensor | float) -> TopFilter:
     return _top_kappa_device(reward, kappa)
 
 
-@dataclass(frozen=True)
 class HostTopFilter:
     """``TopFilter`` in numpy, sparse (the host path): the kept rows only, ascending.
 
-    ``rows`` are the rows at or above the cut (every row when a reward is NaN or inf: such a
-    row's mass is NaN, so the loss names the step); ``top`` their rewards, ``weight`` their kept
-    masses (a tied row at the cut may hold 0). Outside ``rows`` every mass is 0, so each step
-    after the cut works on about N P values instead of N.
+    ``rows`` are the rows at or above the cut, ``top`` their rewards and ``excess`` = r - nu
+    (>= 0, 0 at the cut); the rows strictly above hold mass 1 and the ``at`` rows, tied at the
+    cut, ``share`` each. Outside ``rows`` every mass is 0, so each step after the cut works on
+    about N P values instead of N. A batch with a NaN or inf reward keeps every row, with its
+    masses in ``poisoned`` (NaN on such a row), so the loss is NaN and the trainer names the
+    step. (A plain class with slots: built every step, it costs less than a frozen dataclass.)
     """
 
-    rows: np.ndarray  # (k,) int64, ascending
-    top: np.ndarray  # (k,) the rewards of ``rows``
-    weight: np.ndarray  # (k,) their kept masses, in the rewards' dtype
-    nu: np.floating  # the cut, in the rewards' dtype
-    count: np.floating  # K = kappa N, in the rewards' dtype
+    __slots__ = ("_weight", "at", "count", "excess", "nu", "poisoned", "rows", "share", "top")
+
+    def __init__(self, rows: np.ndarray, top: np.ndarray, at: np.ndarray, share: float,
+                 nu: np.floating, count: np.floating, poisoned: np.ndarray | None = None
+                 ) -> None:
+        self.rows = rows  # (k,) int64, ascending
+        self.top = top  # (k,) the rewards of ``rows``
+        self.excess = top - nu  # (k,) r - nu
+        self.at = at  # (k,) bool: tied at the cut
+        self.share = share  # the kept mass of each row tied at the cut
+        self.nu = nu  # the cut, in the rewards' dtype
+        self.count = count  # K = kappa N, in the rewards' dtype
+        self.poisoned = poisoned  # (N,) the masses of a batch with a NaN or inf reward
+        self._weight: np.ndarray | None = poisoned
+
+    @property
+    def weight(self) -> np.ndarray:
+        """(k,) the kept masses, in the rewards' dtype (made on first use)."""
+        if self._weight is None:
+            real = self.top.dtype.type
+            self._weight = np.where(self.at, real(self.share), real(1.0))
+        return self._weight
+
+    def std(self) -> np.floating:
+        """std(r_top) under the masses (``masked_std_host``'s value), in the rewards' dtype.
+
+        Measured from the cut, the tied rows add nothing to sum m e or sum m e^2 whatever their
+        mass (their excess e is 0), and every other mass is 1: so the sums are over the excess
+        alone, in one float64 pass with no mass array (e >= 0 from 0: no cancellation)."""
+        if self.poisoned is not None:
+            return masked_std_host(self.top, self.weight, float(self.count))
+        e = self.excess.astype(np.float64)
+        k = float(self.count)
+        mean = float(e.sum()) / k
+        return self.top.dtype.type(math.sqrt(max(float(np.dot(e, e)) / k - mean * mean, 0.0)))
 
     def dense(self, n: int) -> np.ndarray:
         """The kept mass of each of the ``n`` rows (0 outside ``rows``)."""
-        weight = np.zeros(n, dtype=self.weight.dtype)
+        if self.poisoned is not None:
+            return self.poisoned
+        weight = np.zeros(n, dtype=self.top.dtype)
         weight[self.rows] = self.weight
         return weight
 
@@ -124,28 +157,27 @@ def top_kappa_host(r: np.ndarray, kappa: float, finite: bool | None = None) -> H
     if finite is None:
         finite = bool(np.isfinite(r).all())
     if not finite:  # a NaN or inf reward poisons its row: the loss names the step
-        return _top_kappa_host_dense(r, target, cut)
+        return _top_kappa_host_poisoned(r, target, cut)
     rows = np.flatnonzero(r >= cut)
     top = r[rows]
     at = top == cut  # at least the cut's own row
     rows_at = int(np.count_nonzero(at))
     rows_above = len(rows) - rows_at
-    share = min(1.0, max(0.0, (target - rows_above) / rows_at))
-    real = r.dtype.type  # 1 above the cut; the rows tied at it share what is left of kappa n
-    weight = np.where(at, real(share), real(1.0))
-    return HostTopFilter(rows, top, weight, cut, r.dtype.type(rows_above + share * rows_at))
+    share = min(1.0, max(0.0, (target - rows_above) / rows_at))  # what is left of kappa n
+    return HostTopFilter(rows, top, at, share, cut, r.dtype.type(rows_above + share * rows_at))
 
 
-def _top_kappa_host_dense(r: np.ndarray, target: float, cut: np.floating) -> HostTopFilter:
-    """The rule over all N rows, for a batch with a NaN or inf reward (poisoned rows: NaN)."""
+def _top_kappa_host_poisoned(r: np.ndarray, target: float, cut: np.floating) -> HostTopFilter:
+    """The rule over all N rows, for a batch with a NaN or inf reward (their masses: NaN)."""
     above, at = r > cut, r == cut
     rows_above, rows_at = int(np.count_nonzero(above)), int(np.count_nonzero(at))
     share = min(1.0, max(0.0, (target - rows_above) / rows_at)) if rows_at else 0.0
     weight = above.astype(r.dtype)
     weight[at] = share
     weight[~np.isfinite(r)] = np.nan
-    return HostTopFilter(np.arange(len(r)), r, weight, cut,
-                         r.dtype.type(rows_above + share * rows_at))
+    with np.errstate(invalid="ignore"):  # inf - inf in the excess: NaN, as meant
+        return HostTopFilter(np.arange(len(r)), r, at, share, cut,
+                             r.dtype.type(rows_above + share * rows_at), poisoned=weight)
 
 
 def _top_kappa_host(reward: torch.Tensor, kappa: float) -> TopFilter:
@@ -243,6 +275,7 @@ class VarianceFeedbackController(nn.Module):
         self.register_buffer(
             "keep_share", torch.tensor(self.config.initial_keep_share, dtype=torch.float64)
         )
+        self._read: tuple[torch.Tensor, int, float] | None = None  # keep_share_host's float
 
     def filter(self, reward: torch.Tensor) -> TopFilter:
         return top_share_mask(reward, self.keep_share)
@@ -259,16 +292,28 @@ class VarianceFeedbackController(nn.Module):
             return host_scalar(ratio, r.dtype)
         return self._update_device(reward, sigma_top)
 
-    def update_host(self, sigma_top: np.floating, sigma_batch: np.floating,
-                    keep_share: float | None = None) -> np.floating:
+    def keep_share_host(self) -> float:
+        """P as a Python float. A tensor read costs a dispatch every step, so the float read
+        last is kept with the buffer and its version counter, and read again once anything has
+        written the buffer since (``fill_``, ``copy_``, ``load_state_dict``) or replaced it."""
+        buffer = self.keep_share
+        read = self._read
+        if read is None or read[0] is not buffer or read[1] != buffer._version:
+            read = self._read = (buffer, buffer._version, float(buffer))
+        return read[2]
+
+    def update_host(self, sigma_top: np.floating, sigma_batch: np.floating) -> np.floating:
         """The rule on host scalars in the rewards' dtype, as the tensor code computes it;
-        returns sigma_top / sigma_batch. ``keep_share``: P, when the caller has read it."""
+        returns sigma_top / sigma_batch."""
         c, real = self.config, type(sigma_top)
         if c.adaptive:
-            p = float(self.keep_share) if keep_share is None else keep_share
+            p = self.keep_share_host()
             homogeneous = sigma_top < real(c.target_ratio) * sigma_batch
-            self.keep_share.fill_(min(p * c.relax_factor, c.max_keep_share) if homogeneous
-                                  else max(p * c.tighten_factor, c.min_keep_share))
+            p = (min(p * c.relax_factor, c.max_keep_share) if homogeneous
+                 else max(p * c.tighten_factor, c.min_keep_share))
+            buffer = self.keep_share
+            buffer.fill_(p)
+            self._read = (buffer, buffer._version, p)  # float64: fill_ stored p exactly
         return sigma_top / max(sigma_batch, real(1e-12))
 
     @torch.no_grad()

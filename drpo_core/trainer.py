@@ -441,8 +441,9 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                 n = self.step - window_start
                 self._log(torch.stack(window).float(), _metric_sums(pending), n, window_start)
-                bar.update(n)
-                bar.set_postfix(_short(self.history[-1]), refresh=False)
+                if self.progress:
+                    bar.update(n)
+                    bar.set_postfix(_short(self.history[-1]), refresh=False)
                 window_start, pending, window = self.step, [], []
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_checkpoint()

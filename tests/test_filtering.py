@@ -3,6 +3,8 @@ accelerator runs): the same kept masses, std, P and training trajectory."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -45,6 +47,37 @@ def test_host_and_tensor_paths_agree_on_random_batches(monkeypatch) -> None:
         assert sigma.item() == pytest.approx(sigma_t.item(), rel=1e-6, abs=1e-7)
         assert ratio.item() == pytest.approx(ratio_t.item(), rel=1e-5, abs=1e-6)
         assert host.keep_share.item() == tensor.keep_share.item()
+
+
+def test_the_sparse_host_filter_keeps_the_rule_and_its_std() -> None:
+    """The kept rows alone carry the rule (the reference: top_kappa_weights), and the std read
+    from the excess over the cut equals the masked std over the whole batch, ties included."""
+    for r in _batches(300):
+        kappa = 0.05 + (len(r) % 19) / 20
+        values = r.numpy()
+        kept = filtering.top_kappa_host(values, kappa)
+        dense = kept.dense(len(values))
+        np.testing.assert_allclose(dense, filtering.top_kappa_weights(values, kappa), rtol=1e-6)
+        assert (np.diff(kept.rows) > 0).all() and (dense[kept.rows] == kept.weight).all()
+        assert (np.delete(dense, kept.rows) == 0).all()
+        whole = filtering.masked_std_host(values, dense, float(kept.count))
+        assert kept.std() == pytest.approx(whole, rel=1e-6, abs=1e-7)
+
+
+def test_the_host_read_of_p_follows_every_write_of_the_buffer() -> None:
+    controller = VarianceFeedbackController()
+    assert controller.keep_share_host() == 0.5
+    controller.keep_share.fill_(0.3)
+    assert controller.keep_share_host() == 0.3
+    controller.load_state_dict({"keep_share": torch.tensor(0.7, dtype=torch.float64)})
+    assert controller.keep_share_host() == 0.7
+    controller.update_host(np.float32(1.0), np.float32(1.0))  # not homogeneous: tighten
+    assert controller.keep_share_host() == controller.keep_share.item() == 0.7 * 0.98
+    twin = copy.deepcopy(controller)
+    twin.keep_share.fill_(0.2)
+    assert twin.keep_share_host() == 0.2 and controller.keep_share_host() == 0.7 * 0.98
+    controller.keep_share = torch.tensor(0.9, dtype=torch.float64)  # a new buffer
+    assert controller.keep_share_host() == 0.9
 
 
 def test_a_nan_reward_poisons_its_row_on_the_host() -> None:

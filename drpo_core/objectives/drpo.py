@@ -41,7 +41,6 @@ from drpo_core.filtering import (
     VarianceFeedbackController,
     batch_std_host,
     masked_std,
-    masked_std_host,
     on_host,
     top_kappa_host,
 )
@@ -138,11 +137,11 @@ class _FilteredObjective(Objective):
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
         """Steps 3-5 in numpy, on the kept rows after the cut, then their loss (step 6).
         The metrics are host floats (no tensor per metric and step)."""
-        keep_share = float(self.controller.keep_share)
+        keep_share = self.controller.keep_share_host()
         sigma_batch = batch_std_host(r)  # std(r): finite unless a reward is NaN or inf
         kept = top_kappa_host(r, keep_share, finite=math.isfinite(sigma_batch))  # step 3
-        sigma_top = masked_std_host(kept.top, kept.weight, float(kept.count))  # std(r_top)
-        ratio = self.controller.update_host(sigma_top, sigma_batch, keep_share)  # step 4
+        sigma_top = kept.std()  # std(r_top)
+        ratio = self.controller.update_host(sigma_top, sigma_batch)  # step 4: P, next step
         rows, w = _this_shard(kept.rows, self.weights_host(kept, sigma_top), batch.shard, len(r))
         # the kept rows reach the network, the cut's (weight 0 under min_top) too: one row
         # more is cheaper than a selection, and the accelerator path runs every row anyway
@@ -204,7 +203,7 @@ class DRPO(_FilteredObjective):
         if self.config.baseline == "min_top":  # A = r - nu >= 0 on the kept rows (step 5);
             # every mass is 1 above the cut and A = 0 at it, so m A = A exactly (a NaN
             # reward's batch has a NaN std: every weight is NaN either way)
-            return (kept.top - kept.nu) / scale
+            return kept.excess / scale
         return kept.weight * (kept.top - _kept_mean_host(kept)) / scale
 
 
