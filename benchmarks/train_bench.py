@@ -2,7 +2,7 @@
 
     make bench            # installs the bench extra (d3rlpy, polars) and runs the benchmarks
     .venv/bin/python benchmarks/train_bench.py [--steps 1500] [--threads 1] [--repeats 3]
-                                               [--compile] [--profile]
+                                               [--compile] [--profile] [--log-every 100]
 
 Rows (gradient steps per second, higher is better):
   floor        a bare PyTorch loop: same MLP (2 x 128), Gaussian NLL, Adam, index sampling
@@ -10,7 +10,7 @@ Rows (gradient steps per second, higher is better):
                (torch.topk, K = ceil(N P)), the controller on Python floats, the normalised
                advantage, the weighted loss over the kept rows only
   ours bc / drpo / iql   drpo_core.trainer.Trainer with its defaults (metrics, the collapse
-                         monitor and the loss trace read every 100 steps)
+                         monitor and the loss trace read every 100 steps; --log-every N)
   d3rlpy BC / IQL        d3rlpy 2.x (stochastic BC policy, IQL) through ``fit``
   ours bc compiled       with ``torch.compile`` of the policy (only with --compile)
 Goals (issue: drpo_core): bc and drpo >= 0.9 x floor; iql >= 2 x d3rlpy IQL; (issue 15)
@@ -103,7 +103,8 @@ def bare_drpo_loop(data: TrainingData) -> Callable[[int], None]:
 
 
 def ours(data: TrainingData, algorithm: str, compile_policy: bool = False,
-         objective: dict[str, Any] | None = None) -> Callable[[int], None]:
+         objective: dict[str, Any] | None = None, log_every: int = 100
+         ) -> Callable[[int], None]:
     """Time the loop only: one Trainer, steps added per call (construction excluded)."""
     holder: dict[str, Trainer] = {}
 
@@ -111,7 +112,8 @@ def ours(data: TrainingData, algorithm: str, compile_policy: bool = False,
         if "t" not in holder:
             cfg = TrainConfig(algorithm=algorithm, steps=steps, batch_size=BATCH, device="cpu",
                               policy={"hidden": HIDDEN}, compile=compile_policy,
-                              objective=objective or {})  # the defaults: a log every 100 steps
+                              objective=objective or {}, log_every=log_every,
+                              checkpoint_every=10 * log_every)  # no output_dir: none written
             holder["t"] = Trainer(cfg, data, progress=False)
             holder["t"].fit()
             return
@@ -261,6 +263,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--log-every", type=int, default=100,
+                        help="the Trainer's log interval (its default: 100 steps)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     sim = LogSimulator(scenario_config("medium"))
@@ -274,14 +278,14 @@ def main() -> None:
     # each ratio's two loops run back to back, so that both see the machine in the same state
     loops: dict[str, Callable[[], Callable[[int], None] | None]] = {
         "floor (bare PyTorch)": lambda: bare_loop(data),
-        "ours bc": lambda: ours(data, "bc"),
+        "ours bc": lambda: ours(data, "bc", log_every=args.log_every),
         "floor drpo (bare)": lambda: bare_drpo_loop(data),
-        "ours drpo": lambda: ours(data, "drpo"),
-        "ours iql": lambda: ours(data, "iql")}
+        "ours drpo": lambda: ours(data, "drpo", log_every=args.log_every),
+        "ours iql": lambda: ours(data, "iql", log_every=args.log_every)}
     for algorithm in ("bc", "iql"):
         loops[f"d3rlpy {algorithm.upper()}"] = lambda a=algorithm: d3rlpy_runner(data, a)
     if args.compile:
-        loops["ours bc compiled"] = lambda: ours(data, "bc", True)
+        loops["ours bc compiled"] = lambda: ours(data, "bc", True, log_every=args.log_every)
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     rounds: dict[str, list[float]] = {}
     for _ in range(args.repeats):
