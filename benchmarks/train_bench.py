@@ -156,6 +156,17 @@ def d3rlpy_runner(data: TrainingData, algorithm: str) -> Callable[[int], None] |
     return run
 
 
+#: the parts of a DRPO step that ``--profile`` times
+PARTS = ("batch", "selection", "network forward + loss", "clear grads", "backward", "Adam")
+
+
+def tally(spent: dict[str, float], marks: list[float], warm: bool) -> None:
+    """Add the time between consecutive ``marks`` to each part (after the warm-up only)."""
+    if warm:
+        for name, start, end in zip(PARTS, marks[:-1], marks[1:], strict=True):
+            spent[name] += end - start
+
+
 def profile_drpo(data: TrainingData, steps: int) -> None:
     """Both DRPO loops' steps cut into parts, each part timed inside a running training loop
     (us per step, ``steps`` steps after 200 warm-up), floor and ours in turns.
@@ -174,33 +185,29 @@ def profile_drpo(data: TrainingData, steps: int) -> None:
         policy = GaussianPolicy(data.d_state, data.d_action)
         opt = torch.optim.Adam(policy.parameters(), lr=3e-4)
         g = torch.Generator().manual_seed(0)
-        p, spent = 0.5, dict.fromkeys(("batch", "selection", "network forward + loss",
-                                       "clear grads", "backward", "Adam"), 0.0)
+        p, spent = 0.5, dict.fromkeys(PARTS, 0.0)
         for i in range(steps + 200):
-            t0 = clock()
+            marks = [clock()]
             idx = torch.randint(data.n_rows, (BATCH,), generator=g)
             r = data.reward[idx]
-            t1 = clock()
+            marks.append(clock())
             k = max(1, math.ceil(BATCH * p - 1e-9))
             top_r, top = torch.topk(r, k)
             adv = top_r - top_r[-1]
             adv = adv / (adv.std(correction=0) + 1e-8)
             homogeneous = float(top_r.std(correction=0)) < 0.5 * float(r.std(correction=0))
             p = min(1.0, p * 1.02) if homogeneous else max(0.05, p * 0.98)
-            t2 = clock()
+            marks.append(clock())
             rows = idx[top]
             loss = -(adv * policy.log_prob(data.state[rows], data.action[rows])).sum() / k
-            t3 = clock()
+            marks.append(clock())
             opt.zero_grad(set_to_none=True)
-            t4 = clock()
+            marks.append(clock())
             loss.backward()
-            t5 = clock()
+            marks.append(clock())
             opt.step()
-            t6 = clock()
-            if i >= 200:
-                for name, d in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5),
-                                   strict=True):
-                    spent[name] += d
+            marks.append(clock())
+            tally(spent, marks, warm=i >= 200)
         return spent
 
     def ours_parts() -> dict[str, float]:
@@ -209,12 +216,11 @@ def profile_drpo(data: TrainingData, steps: int) -> None:
         t = Trainer(cfg, data, progress=False)
         objective, controller = t.objective, t.objective.controller
         params = [q for group in t.optimizer.param_groups for q in group["params"]]
-        spent = dict.fromkeys(("batch", "selection", "network forward + loss", "clear grads",
-                               "backward", "Adam"), 0.0)
+        spent = dict.fromkeys(PARTS, 0.0)
         for i in range(steps + 200):
-            t0 = clock()
+            marks = [clock()]
             batch = t._batch()
-            t1 = clock()
+            marks.append(clock())
             r = objective.quality_signal(batch)[0].numpy()  # steps 3-5, as _host_loss does
             keep_share = controller.keep_share_host()
             sigma_batch = batch_std_host(r)
@@ -222,20 +228,17 @@ def profile_drpo(data: TrainingData, steps: int) -> None:
             sigma_top = kept.std()
             controller.update_host(sigma_top, sigma_batch)
             w = objective.weights_host(kept, sigma_top)
-            t2 = clock()
+            marks.append(clock())
             loss = host_rows_loss(objective.policy, batch, kept.rows, w, float(kept.count))
-            t3 = clock()
+            marks.append(clock())
             for q in params:
                 q.grad = None
-            t4 = clock()
+            marks.append(clock())
             loss.backward()
-            t5 = clock()
+            marks.append(clock())
             t.optimizer.step()
-            t6 = clock()
-            if i >= 200:
-                for name, d in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5),
-                                   strict=True):
-                    spent[name] += d
+            marks.append(clock())
+            tally(spent, marks, warm=i >= 200)
         return spent
 
     floor, ours_ = floor_parts(), ours_parts()
