@@ -194,3 +194,31 @@ def test_data_without_what_the_objective_needs_is_refused() -> None:
     with pytest.raises(ValueError, match=r"^iql needs next_state and done .*no episode links"):
         Trainer(cfg, easy_task(n=64), progress=False)
     Trainer(cfg, linked(), progress=False)  # with the links it trains
+
+
+def test_the_gradient_clip_reaches_every_parameter() -> None:
+    """With a clip far below the gradients' norm, Adam's steps shrink by its epsilon: the
+    trainer clips the gradients it cleared and the optimiser steps (all of them)."""
+    data = easy_task(n=512)
+    moved = {}
+    for clip in (None, 1e-12):
+        trainer = Trainer(small(algorithm="bc", steps=20, grad_clip_norm=clip), data,
+                          progress=False)
+        before = [p.detach().clone() for p in trainer.policy.parameters()]
+        trainer.fit()
+        moved[clip] = max(float((p.detach() - b).abs().max())
+                          for p, b in zip(trainer.policy.parameters(), before, strict=True))
+    assert moved[None] > 1e-3  # 20 Adam steps of lr 3e-4
+    assert moved[1e-12] < 1e-5
+
+
+def test_host_metrics_average_over_each_log_window() -> None:
+    """The CPU path reports DRPO's filter metrics as host floats: with P fixed, each window's
+    mean is P itself and the kept mass N P."""
+    data = easy_task(n=512)
+    fixed = {"controller": {"adaptive": False, "initial_keep_share": 0.3}}
+    result = Trainer(small(objective=fixed), data, progress=False).fit()
+    assert len(result.history) == 3
+    for record in result.history:
+        assert record["filter/keep_share"] == 0.3
+        assert record["filter/kept"] == pytest.approx(0.3 * 32)
