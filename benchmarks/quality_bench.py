@@ -16,17 +16,17 @@ the steadier measure of what a step costs.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import statistics
 import time
 from collections.abc import Callable
 
-import torch
-from train_bench import BATCH, HIDDEN, ours  # the same Trainer loop as the training bench
-
-from drpo_core.data import table_to_training_data
-from drpo_core.sim import LogSimulator, scenario_config
+from train_bench import (  # the same data and Trainer loop as the training bench
+    HIDDEN,
+    bench_data,
+    describe,
+    ours,
+)
 
 GOAL = 0.5
 
@@ -46,12 +46,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    sim = LogSimulator(scenario_config("medium"))
-    data = table_to_training_data(sim.day_table(0, dt.date(2026, 1, 1), args.rows))
-    print(f"quality benchmark: {data.n_rows:,} rows, d_state={data.d_state}, "
-          f"d_action={data.d_action}, MLP {HIDDEN}, batch {BATCH}, threads {args.threads}, "
-          f"{args.steps} timed steps after {args.warmup} warm-up, load {os.getloadavg()[0]:.2f}")
+    data = bench_data(args.rows, args.threads)
+    print(describe("quality", data, args.threads, args.steps, args.warmup)
+          + f", load {os.getloadavg()[0]:.2f}")
     rows = {"drpo reward (plain)": {},
             "drpo advantage": {"quality": "advantage"},
             "drpo q": {"quality": "q"},

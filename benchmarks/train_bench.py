@@ -49,6 +49,20 @@ HIDDEN = (128, 128)
 KEPT: dict[str, list[float]] = {}
 
 
+def bench_data(rows: int, threads: int) -> TrainingData:
+    """The benches' data: ``rows`` of the medium scenario's first day, on ``threads`` threads."""
+    torch.set_num_threads(threads)
+    sim = LogSimulator(scenario_config("medium"))
+    return table_to_training_data(sim.day_table(0, dt.date(2026, 1, 1), rows))
+
+
+def describe(name: str, data: TrainingData, threads: int, steps: int, warmup: int) -> str:
+    """The header line of a bench: its data, network, batch, threads and steps."""
+    return (f"{name} benchmark: {data.n_rows:,} rows, d_state={data.d_state}, "
+            f"d_action={data.d_action}, MLP {HIDDEN}, batch {BATCH}, threads {threads}, "
+            f"{steps} timed steps after {warmup} warm-up")
+
+
 def timed(run: Callable[[int], None], steps: int, warmup: int) -> float:
     run(warmup)
     start = time.perf_counter()
@@ -269,12 +283,8 @@ def main() -> None:
     parser.add_argument("--log-every", type=int, default=100,
                         help="the Trainer's log interval (its default: 100 steps)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    sim = LogSimulator(scenario_config("medium"))
-    data = table_to_training_data(sim.day_table(0, dt.date(2026, 1, 1), args.rows))
-    print(f"training benchmark: {data.n_rows:,} rows, d_state={data.d_state}, "
-          f"d_action={data.d_action}, MLP {HIDDEN}, batch {BATCH}, threads {args.threads}, "
-          f"{args.steps} timed steps after {args.warmup} warm-up")
+    data = bench_data(args.rows, args.threads)
+    print(describe("training", data, args.threads, args.steps, args.warmup))
     if args.profile:
         profile_drpo(data, args.steps)
         return
